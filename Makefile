@@ -1,0 +1,40 @@
+# blockreport: see README.md. Every target mirrors what CI runs.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+OUT     ?= demo
+
+.PHONY: all build test test-short fuzz bench soak demo golden vet fmt-check tidy-check clean
+
+all: fmt-check vet test
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -short ./...
+
+demo: build
+	./bin/blockreport demo --out $(OUT)
+
+golden:
+	$(GO) test ./report -run HTML -update
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -timeout=60m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy-check:
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+clean:
+	rm -rf bin $(OUT)
