@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	blockreport "github.com/blockreport/blockreport"
+)
+
+// pendingPage is the number of references Pending reads per query.
+const pendingPage = 1000
+
+// PendingTenants lists, in order, the tenants that have references without
+// a result in run runID.
+func (db *DB) PendingTenants(ctx context.Context, runID int64) ([]string, error) {
+	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT DISTINCT tenant_id FROM conversation_references r
+		WHERE NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.run_id = ? AND p.reference_id = r.id)
+		ORDER BY tenant_id`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var tenants []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
+		}
+		tenants = append(tenants, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
+	}
+	return tenants, nil
+}
+
+// Pending calls fn, in id order, for every reference of tenantID with no
+// result yet in run runID. It reads pages of references by id and holds no
+// cursor while fn runs, so fn may call SaveResults (even on SQLite's single
+// connection). An error from fn stops the stream and is returned as is.
+// Opted-out references are included: skipping them is the caller's policy.
+func (db *DB) Pending(ctx context.Context, runID int64, tenantID string, fn func(blockreport.Reference) error) error {
+	var after int64
+	for {
+		page, err := db.pendingPage(ctx, runID, tenantID, after)
+		if err != nil {
+			return fmt.Errorf("pending references of run %d tenant %q: %w", runID, tenantID, err)
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < pendingPage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+func (db *DB) pendingPage(ctx context.Context, runID int64, tenantID string, after int64) ([]blockreport.Reference, error) {
+	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT `+refCols+` FROM conversation_references r
+		WHERE tenant_id = ? AND id > ?
+		AND NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.run_id = ? AND p.reference_id = r.id)
+		ORDER BY id LIMIT ?`), tenantID, after, runID, pendingPage)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := make([]blockreport.Reference, 0, pendingPage)
+	for rows.Next() {
+		r, err := scanRef(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, r)
+	}
+	return page, rows.Err()
+}
+
+// saveChunk is the number of results per INSERT (11 parameters each).
+const saveChunk = 500
+
+// SaveResults writes results in one transaction. It is idempotent: a result
+// already recorded for the same run and reference is kept, so a resumed run
+// never double-counts. For each result it stores previous_status (the status
+// of the reference's latest result in an earlier run, "" if none) and
+// status_since (that result's status_since when the status is unchanged,
+// else the start of this run). A result with NewConversationID sets the
+// reference's conversation id, unless another reference of the same tenant
+// and user already has that id.
+func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save results: %w", err)
+	}
+	defer rollback(tx)
+	started := map[int64]time.Time{}
+	for start := 0; start < len(results); start += saveChunk {
+		chunk := results[start:min(start+saveChunk, len(results))]
+		for _, r := range chunk {
+			if _, ok := started[r.RunID]; ok {
+				continue
+			}
+			var t time.Time
+			err := tx.QueryRowContext(ctx, db.rebind(`SELECT started_at FROM probe_runs WHERE id = ?`), r.RunID).Scan(timeCol{&t})
+			if isNoRows(err) {
+				return fmt.Errorf("save results of run %d: %w", r.RunID, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("save results of run %d: %w", r.RunID, err)
+			}
+			started[r.RunID] = t
+		}
+		if err := db.saveChunk(ctx, tx, chunk, started); err != nil {
+			return fmt.Errorf("save results of run %d: %w", chunk[0].RunID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save results of run %d: commit: %w", results[0].RunID, err)
+	}
+	return nil
+}
+
+type prevResult struct {
+	status blockreport.Status
+	since  time.Time
+}
+
+func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Result, started map[int64]time.Time) error {
+	// The latest earlier result of each reference, per run of the chunk
+	// (a chunk normally holds one run).
+	prev := map[[2]int64]prevResult{}
+	byRun := map[int64][]any{}
+	for _, r := range results {
+		byRun[r.RunID] = append(byRun[r.RunID], r.ReferenceID)
+	}
+	for runID, refIDs := range byRun {
+		rows, err := q.QueryContext(ctx, db.rebind(`SELECT p.reference_id, p.status, p.status_since FROM probe_results p
+			WHERE p.reference_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(refIDs)), ",")+`)
+			AND p.run_id = (SELECT MAX(q.run_id) FROM probe_results q WHERE q.reference_id = p.reference_id AND q.run_id < ?)`),
+			append(refIDs, runID)...)
+		if err != nil {
+			return fmt.Errorf("read previous results: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var p prevResult
+			if err := rows.Scan(&id, &p.status, timeCol{&p.since}); err != nil {
+				rows.Close()
+				return fmt.Errorf("read previous results: %w", err)
+			}
+			prev[[2]int64{runID, id}] = p
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("read previous results: %w", err)
+		}
+	}
+
+	args := make([]any, 0, 11*len(results))
+	for _, r := range results {
+		p := prev[[2]int64{r.RunID, r.ReferenceID}]
+		since := started[r.RunID]
+		if p.status == r.Status {
+			since = p.since
+		}
+		args = append(args, r.RunID, r.ReferenceID, string(r.Status), r.Reason, r.HTTPStatus, r.Detail, r.Attempts,
+			r.Latency.Milliseconds(), db.ts(r.ProbedAt), string(p.status), db.ts(since))
+	}
+	_, err := q.ExecContext(ctx, db.rebind(`INSERT INTO probe_results
+		(run_id, reference_id, status, reason, http_status, detail, attempts, latency_ms, probed_at, previous_status, status_since)
+		VALUES `+placeholders(len(results), 11)+`
+		ON CONFLICT (run_id, reference_id) DO NOTHING`), args...)
+	if err != nil {
+		return fmt.Errorf("write %d results: %w", len(results), err)
+	}
+
+	for _, r := range results {
+		if r.NewConversationID == "" {
+			continue
+		}
+		_, err := q.ExecContext(ctx, db.rebind(`UPDATE conversation_references SET conversation_id = ?
+			WHERE id = ? AND NOT EXISTS (SELECT 1 FROM conversation_references o
+				WHERE o.tenant_id = conversation_references.tenant_id AND o.user_id = conversation_references.user_id
+				AND o.conversation_id = ?)`), r.NewConversationID, r.ReferenceID, r.NewConversationID)
+		if err != nil {
+			return fmt.Errorf("set conversation id of reference %d: %w", r.ReferenceID, err)
+		}
+	}
+	return nil
+}
+
+// CountResults returns the number of results recorded for run runID.
+func (db *DB) CountResults(ctx context.Context, runID int64) (int, error) {
+	var n int
+	if err := db.x.QueryRowContext(ctx, db.rebind(`SELECT COUNT(*) FROM probe_results WHERE run_id = ?`), runID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count results of run %d: %w", runID, err)
+	}
+	return n, nil
+}
+
+// Rows calls fn for every result of run runID joined with its reference,
+// ordered by tenant, user name and reference id. It streams from one
+// query, so memory stays flat however many rows there are; fn must not use
+// the store (on SQLite the query holds the only connection). Rows leave
+// Reference.Raw empty: reports do not need it.
+func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) error) error {
+	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
+		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
+		r.opted_out, r.first_seen, r.last_seen, NULL,
+		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
+		p.previous_status, p.status_since
+		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
+		WHERE p.run_id = ?
+		ORDER BY r.tenant_id, r.user_name, r.id`), runID)
+	if err != nil {
+		return fmt.Errorf("rows of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var row blockreport.Row
+		var latencyMS int64
+		ref, err := scanRef(rows, &row.RunID, &row.Status, &row.Reason, &row.HTTPStatus, &row.Detail, &row.Attempts,
+			&latencyMS, timeCol{&row.ProbedAt}, &row.PreviousStatus, timeCol{&row.StatusSince})
+		if err != nil {
+			return fmt.Errorf("rows of run %d: %w", runID, err)
+		}
+		row.Reference = ref
+		row.ReferenceID = ref.ID
+		row.Latency = time.Duration(latencyMS) * time.Millisecond
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rows of run %d: %w", runID, err)
+	}
+	return nil
+}

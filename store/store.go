@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"  // PostgreSQL driver "postgres"
+	_ "modernc.org/sqlite" // SQLite driver "sqlite"
+)
+
+// ErrLocked means another blockreport run holds the store's run lock.
+var ErrLocked = errors.New("another blockreport run holds the store lock")
+
+// ErrNotFound means there is no such run.
+var ErrNotFound = errors.New("not found")
+
+// Driver names as returned by DB.Driver.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+// connectTimeout bounds connecting to an unreachable PostgreSQL server.
+const connectTimeout = 8 * time.Second
+
+// DB is a blockreport store on PostgreSQL or SQLite.
+type DB struct {
+	x      *sqlx.DB
+	driver string
+	path   string // SQLite file, for the lock file next to it
+	name   string // the URL with any password redacted, for errors
+	logger *slog.Logger
+}
+
+// ParseURL validates a database URL: "postgres://..." or "postgresql://..."
+// (driver lib/pq) or "sqlite:PATH" (modernc.org/sqlite) and returns the
+// database/sql driver name and data source name. Errors never contain a
+// password.
+func ParseURL(rawURL string) (driver, dsn string, err error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			// url.Error repeats the URL; report only what is wrong.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return "", "", fmt.Errorf("database URL %s: %v", redact(rawURL), err)
+		}
+		q := u.Query()
+		if q.Get("connect_timeout") == "" {
+			q.Set("connect_timeout", fmt.Sprint(int(connectTimeout/time.Second)))
+			u.RawQuery = q.Encode()
+		}
+		return Postgres, u.String(), nil
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := sqlitePath(rawURL)
+		if path == "" {
+			return "", "", fmt.Errorf("database URL %q: want sqlite:PATH", rawURL)
+		}
+		if strings.ContainsAny(path, "?#") {
+			return "", "", fmt.Errorf("database URL %q: the SQLite path must not contain '?' or '#'", rawURL)
+		}
+		// WAL lets readers run beside the writer; busy_timeout makes a
+		// second process wait for the write lock instead of failing;
+		// _txlock=immediate takes the write lock at BEGIN so a transaction
+		// never fails half-way on a lock upgrade.
+		dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		return SQLite, dsn, nil
+	}
+	return "", "", fmt.Errorf("database URL %s: want postgres://..., postgresql://... or sqlite:PATH", redact(rawURL))
+}
+
+// sqlitePath returns the file path of a sqlite: URL ("sqlite:PATH" or
+// "sqlite://PATH").
+func sqlitePath(rawURL string) string {
+	p := strings.TrimPrefix(rawURL, "sqlite:")
+	if strings.HasPrefix(p, "//") {
+		p = p[2:]
+	}
+	return p
+}
+
+// redact returns rawURL with the password of its userinfo replaced, or a
+// placeholder when it does not parse (it might still hold a password).
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if i := strings.Index(rawURL, "://"); i >= 0 {
+			return rawURL[:i] + "://(unparsable URL)"
+		}
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Open parses url, connects, pings (giving up after a few seconds on an
+// unreachable server) and applies pending migrations.
+func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	driver, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{driver: driver, name: redact(rawURL), logger: logger}
+	if driver == SQLite {
+		db.path = sqlitePath(rawURL)
+		db.name = rawURL
+	}
+	x, err := sqlx.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.name, err)
+	}
+	db.x = x
+	if driver == SQLite {
+		// One connection: SQLite has one writer anyway, and a single
+		// connection makes every statement see the same pragmas. Callers
+		// stream in pages (Pending) so no cursor holds it for long.
+		x.SetMaxOpenConns(1)
+	}
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := x.PingContext(pctx); err != nil {
+		x.Close()
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("connect to %s: no answer within %s", db.name, connectTimeout)
+		}
+		return nil, fmt.Errorf("connect to %s: %s", db.name, oneLine(err))
+	}
+	if err := db.Migrate(ctx); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// oneLine keeps the first line of an error message.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.x.Close() }
+
+// Driver returns "postgres" or "sqlite".
+func (db *DB) Driver() string { return db.driver }
+
+// rebind turns the "?" placeholders of q into the driver's.
+func (db *DB) rebind(q string) string {
+	return sqlx.Rebind(sqlx.BindType(db.driver), q)
+}
+
+// sqliteTime is the text form of timestamps on SQLite: fixed width, so that
+// text order is time order.
+const sqliteTime = "2006-01-02T15:04:05.000000Z"
+
+// ts converts t to the value stored for a timestamp column (per driver).
+func (db *DB) ts(t time.Time) any {
+	t = t.UTC().Truncate(time.Microsecond)
+	if db.driver == SQLite {
+		return t.Format(sqliteTime)
+	}
+	return t
+}
+
+// nullTS is ts with the zero time stored as NULL.
+func (db *DB) nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return db.ts(t)
+}
+
+// timeCol scans a timestamp column of either driver into a UTC time.Time;
+// NULL scans as the zero time.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case time.Time:
+		*c.t = v.UTC()
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
+	default:
+		return fmt.Errorf("scan timestamp: unsupported type %T", src)
+	}
+	return nil
+}
+
+func (c timeCol) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("scan timestamp %q: %w", s, err)
+	}
+	*c.t = t.UTC()
+	return nil
+}
+
+// nullText returns nil for an empty b (stored as NULL), else b as a string.
+func nullText(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+// placeholders returns n groups "(?,...,?)" of cols placeholders, joined by
+// commas, for a multi-row VALUES list.
+func placeholders(n, cols int) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	var b strings.Builder
+	b.Grow(n * (len(group) + 1))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
+
+// rollback ends tx when it was not committed.
+func rollback(tx *sqlx.Tx) { _ = tx.Rollback() }
+
+// queryer is what both *sqlx.DB and *sqlx.Tx offer.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
