@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -50,9 +49,8 @@ type Config struct {
 	// ends early when the client gives up or the server closes.
 	StallFor time.Duration
 	// Seed seeds latency and fault draws.
-	Seed   uint64
-	Now    func() time.Time // default time.Now
-	Logger *slog.Logger     // default: discard
+	Seed uint64
+	Now  func() time.Time // default time.Now
 }
 
 // Server is a running simulated Bot Connector and token endpoint.
@@ -64,7 +62,6 @@ type Server struct {
 	url    string
 	done   chan struct{}
 	wg     sync.WaitGroup
-	log    *slog.Logger
 
 	mu       sync.Mutex
 	closed   bool
@@ -115,9 +112,6 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, err
 	}
@@ -125,7 +119,6 @@ func Start(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		limits:   DefaultLimits(),
 		done:     make(chan struct{}),
-		log:      cfg.Logger,
 		rng:      mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
 		convs:    make(map[string]*conv, len(cfg.Population)),
 		personal: make(map[string]*conv),
