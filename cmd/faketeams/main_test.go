@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blockreport/blockreport/faketeams"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func noEnv(string) string { return "" }
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{"help", []string{"--help"}, 0, "-export-refs"},
+		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
+		{"stray argument", []string{"serve"}, 2, "unexpected argument"},
+		{"population and users", []string{"--population", "x.jsonl", "--users", "5"}, 2, "exclude each other"},
+		{"share out of range", []string{"--blocked", "1.5"}, 2, "--blocked"},
+		{"shares over 1", []string{"--blocked", "0.6", "--deleted", "0.6"}, 2, "more than 1"},
+		{"faults over 1", []string{"--fault-5xx", "0.7", "--fault-reset", "0.7"}, 2, "fault shares"},
+		{"negative rps", []string{"--tenant-rps", "-1"}, 2, "--tenant-rps"},
+		{"missing population file", []string{"--listen", "127.0.0.1:0", "--population", "/nonexistent/pop.jsonl"}, 1, "open population"},
+		{"bad listen address", []string{"--listen", "nowhere:-1", "--users", "1"}, 1, "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, noEnv, &stdout, &stderr)
+			if code := exitCode(err, &stderr); code != tt.code {
+				t.Errorf("exit %d, want %d (err %v)", code, tt.code, err)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, noEnv, &stderr); err == nil {
+		t.Fatal("no ErrHelp")
+	}
+	for _, f := range []string{"listen", "app-id", "app-secret", "bot-name", "population", "users", "tenants", "blocked",
+		"uninstalled", "admin-disabled", "deleted", "transient", "teams", "seed", "region", "export-refs",
+		"export-population", "token-ttl", "tenant-rps", "conversation-limits", "latency", "latency-sigma",
+		"fault-5xx", "fault-reset", "fault-stall", "fault-429", "stall-for", "burst-for"} {
+		if !strings.Contains(stderr.String(), "  -"+f) {
+			t.Errorf("help lacks --%s", f)
+		}
+	}
+}
+
+// TestServe starts the command, reads the URLs it prints, gets a token with
+// the printed credentials, sends a message to an exported reference and
+// stops it by cancelling the context.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	refs := filepath.Join(dir, "refs.jsonl")
+	popFile := filepath.Join(dir, "pop.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--users", "20", "--tenants", "2", "--latency", "0",
+			"--export-refs", refs, "--export-population", popFile}, func(k string) string {
+			return map[string]string{"FAKETEAMS_APP_SECRET": "from-env"}[k]
+		}, &stdout, &stderr)
+	}()
+	var out string
+	for !strings.Contains(out, "population:") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		out = stdout.String()
+	}
+	field := func(prefix string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				return strings.Fields(v)[0]
+			}
+		}
+		t.Fatalf("no %q line in:\n%s", prefix, out)
+		return ""
+	}
+	tokenURL, secret := field("token URL:"), field("app secret:")
+	if secret != "from-env" {
+		t.Errorf("secret %q, want the environment's", secret)
+	}
+	resp, err := http.PostForm(tokenURL, url.Values{"grant_type": {"client_credentials"}, "client_id": {field("app id:")},
+		"client_secret": {secret}, "scope": {faketeams.Scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok) //nolint:errcheck
+	resp.Body.Close()
+	if tok.AccessToken == "" {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+
+	f, err := os.Open(refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	var first struct {
+		ServiceURL   string `json:"serviceUrl"`
+		Conversation struct{ ID string }
+	}
+	for sc.Scan() {
+		if n == 0 {
+			if err := json.Unmarshal(sc.Bytes(), &first); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n++
+	}
+	if n != 20 || first.ServiceURL != field("service URL:") {
+		t.Fatalf("%d references, first service URL %q", n, first.ServiceURL)
+	}
+	req, _ := http.NewRequest("POST", first.ServiceURL+"v3/conversations/"+url.PathEscape(first.Conversation.ID)+"/activities",
+		strings.NewReader(`{"type":"typing"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest {
+		t.Errorf("typing on the first exported reference: %d", resp.StatusCode)
+	}
+
+	pf, err := os.Open(popFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop, err := faketeams.ReadPopulation(pf)
+	pf.Close()
+	if err != nil || len(pop) != 20 {
+		t.Fatalf("exported population: %d, %v", len(pop), err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop on cancel")
+	}
+	if !strings.Contains(stdout.String(), "stopped: 1 tokens issued") {
+		t.Errorf("stop line missing:\n%s", stdout.String())
+	}
+}
