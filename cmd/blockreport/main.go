@@ -42,6 +42,7 @@ type command struct {
 // commands is the table of subcommands; each lives in a file of its own.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
+	"report":  {"write the Excel workbook and HTML report of a run", runReport},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/report"
+	"github.com/blockreport/blockreport/store"
+)
+
+// reportConfig is the configuration of the report command.
+type reportConfig struct {
+	common commonConfig
+	Run    string // "latest" or a run ID
+	Out    string // directory the reports are written into
+	Redact bool
+}
+
+const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact]"
+
+func runReport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg reportConfig
+	fs := newFlagSet("report", reportSynopsis, getenv, stderr)
+	fs.common(&cfg.common)
+	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID or latest", "BLOCKREPORT_RUN")
+	fs.stringVar(&cfg.Out, "out", "", "directory to write the .xlsx and .html into (required; created if missing)", "BLOCKREPORT_OUT")
+	fs.boolVar(&cfg.Redact, "redact", false, "leadership copy: counts, tenants and trend, no names, emails or user IDs", "BLOCKREPORT_REDACT")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("report: unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Out == "" {
+		return usageErrorf("report: --out DIR is required")
+	}
+	runID, err := parseRunFlag(cfg.Run)
+	if err != nil {
+		return err
+	}
+	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
+		return usageErrorf("report: --db: %v", err)
+	}
+	logger, err := cfg.common.logger(stderr)
+	if err != nil {
+		return err
+	}
+
+	db, err := store.Open(ctx, cfg.common.DB, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	run, err := findRun(ctx, db, runID)
+	if err != nil {
+		return err
+	}
+	paths, err := writeReports(ctx, cfg, db, run, logger)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if _, err := fmt.Fprintln(stdout, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseRunFlag maps --run to a run ID, 0 meaning the latest run.
+func parseRunFlag(s string) (int64, error) {
+	if s == "latest" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageErrorf("report: --run %q: want a run ID (a positive number) or latest", s)
+	}
+	return id, nil
+}
+
+// findRun loads run id, or the latest run when id is 0.
+func findRun(ctx context.Context, db *store.DB, id int64) (blockreport.Run, error) {
+	if id == 0 {
+		run, err := db.LatestRun(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return run, errors.New("no runs yet: run \"blockreport probe\" first, then report on it")
+		}
+		return run, err
+	}
+	run, err := db.Run(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return run, fmt.Errorf("no run %d", id)
+	}
+	return run, err
+}
+
+// reportFileBase is the file name, without extension, of run's reports:
+// blockreport-<YYYY-MM-DD of the run's start, UTC>-run<ID>[-redacted].
+func reportFileBase(run blockreport.Run, redact bool) string {
+	base := fmt.Sprintf("blockreport-%s-run%d", run.StartedAt.UTC().Format("2006-01-02"), run.ID)
+	if redact {
+		base += "-redacted"
+	}
+	return base
+}
+
+// writeReports builds the report of run and writes its workbook and HTML
+// page into cfg.Out, each atomically, and returns their paths. The run
+// command calls it after probing.
+func writeReports(ctx context.Context, cfg reportConfig, db *store.DB, run blockreport.Run, logger *slog.Logger) ([]string, error) {
+	if err := os.MkdirAll(cfg.Out, 0o750); err != nil {
+		return nil, outDirError(cfg.Out, err)
+	}
+	opts := report.Options{Redact: cfg.Redact}
+	r, err := report.Build(ctx, db, run.ID, opts)
+	if errors.Is(err, report.ErrNoRows) {
+		return nil, fmt.Errorf("run %d has no results yet: nothing to report", run.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("report built", "run_id", run.ID, "conversations", r.Total, "redacted", cfg.Redact)
+	base := filepath.Join(cfg.Out, reportFileBase(run, cfg.Redact))
+	xlsx, html := base+".xlsx", base+".html"
+	if err := writeFileAtomic(xlsx, func(w io.Writer) error { return report.WriteExcel(ctx, w, r, db, opts) }); err != nil {
+		return nil, err
+	}
+	logger.Info("wrote workbook", "path", xlsx)
+	if err := writeFileAtomic(html, func(w io.Writer) error { return report.WriteHTML(w, r) }); err != nil {
+		return nil, err
+	}
+	logger.Info("wrote HTML report", "path", html)
+	return []string{xlsx, html}, nil
+}
+
+// reportFileMode keeps the reports, which hold personal data, from other
+// users of the machine.
+const reportFileMode = 0o640
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory that is synced and renamed over path only once write succeeded,
+// so path is never a half-written file; on any error the temporary file is
+// removed.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return outDirError(dir, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := tmp.Chmod(reportFileMode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	// Make the rename itself durable; not every file system can sync a
+	// directory, and the file is complete either way.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// outDirError is the one-line error for an output directory the command
+// cannot write into.
+func outDirError(dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("--out %s: cannot write reports there: %v", dir, err)
+}
