@@ -1,0 +1,489 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	blockreport "github.com/blockreport/blockreport"
+)
+
+// Store is what the engine needs from persistence (implemented by *store.DB).
+type Store interface {
+	PendingTenants(ctx context.Context, runID int64) ([]string, error)
+	Pending(ctx context.Context, runID int64, tenantID string, fn func(blockreport.Reference) error) error
+	SaveResults(ctx context.Context, results []blockreport.Result) error
+}
+
+// Sentinel errors of a run; each is wrapped with the details of what to fix.
+var (
+	// ErrUnauthorized means the Bot Connector answered 401: the app id or
+	// secret is wrong or the bot is not registered. The run stops at once.
+	ErrUnauthorized = errors.New("the Bot Connector rejected the bot's token (HTTP 401)")
+	// ErrInterrupted means the run was cancelled; what was answered is saved
+	// and the next run resumes the rest.
+	ErrInterrupted = errors.New("probe run interrupted")
+)
+
+// Mode is what the probe sends to each conversation.
+type Mode string
+
+// The probe modes.
+const (
+	// ModeTyping posts a typing activity: the lowest-intrusion write.
+	// Microsoft documents the 403 answers for messages; a typing activity is
+	// treated as the same write (teams-api.md §1(c): UNCONFIRMED).
+	ModeTyping Mode = "typing"
+	// ModeMessage posts a real message (text or Adaptive Card): the
+	// documented way to find who blocked or uninstalled the bot.
+	ModeMessage Mode = "message"
+	// ModeMembers reads one roster member. It sends nothing to the user and
+	// detects uninstalled, admin-disabled and deleted conversations, never a
+	// block.
+	ModeMembers Mode = "members"
+)
+
+// Config configures a Prober. Zero values take the documented defaults.
+type Config struct {
+	AppID       string
+	AppPassword string // never logged, never in an error
+	AppTenant   string // "" for a multi-tenant bot
+	Cloud       Cloud  // default public
+	TokenURL    string // overrides the cloud's token endpoint (tests)
+	AllowHosts  []string
+	// GCCServiceURL is where a 403 InvalidBotApiHost is retried once
+	// (default: the cloud's GCC service URL). It must pass the allow-list.
+	GCCServiceURL string
+
+	Mode    Mode   // default typing
+	Message []byte // ModeMessage: plain text, or Adaptive Card / activity JSON
+
+	Concurrency       int           // requests in flight, default 32
+	TenantParallelism int           // tenants dispatched at once, default 64
+	Rate              float64       // requests per second per tenant, default 40
+	Timeout           time.Duration // per request, default 15s
+	Attempts          int           // per request, default 5
+	Grace             time.Duration // for in-flight probes after cancellation, default 10s
+	BackoffBase       time.Duration // first retry backoff, default 1s
+	BackoffMax        time.Duration // default 30s
+	MaxRetryAfter     time.Duration // cap on a Retry-After pause, default 2m
+	BatchSize         int           // results per SaveResults, default 500
+	FlushEvery        time.Duration // default 250ms
+
+	HTTPClient *http.Client     // default: a pooled client; redirects are never followed
+	Now        func() time.Time // default time.Now
+	Rand       func() float64   // jitter in [0,1), default math/rand/v2
+	Logger     *slog.Logger     // default discards
+	UserAgent  string           // default "blockreport"
+}
+
+func (c *Config) defaults() {
+	if c.Cloud == "" {
+		c.Cloud = CloudPublic
+	}
+	if c.Mode == "" {
+		c.Mode = ModeTyping
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 32
+	}
+	if c.TenantParallelism <= 0 {
+		c.TenantParallelism = 64
+	}
+	if c.Rate <= 0 {
+		c.Rate = 40
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 15 * time.Second
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 5
+	}
+	if c.Grace <= 0 {
+		c.Grace = 10 * time.Second
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 2 * time.Minute
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 250 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "blockreport"
+	}
+}
+
+// Prober probes conversation references. It is safe for concurrent use; its
+// token and its per-tenant pacing are shared by every run it makes.
+type Prober struct {
+	cfg     Config
+	client  *http.Client
+	allow   allowList
+	tokens  *tokens
+	gcc     *url.URL // nil: no InvalidBotApiHost retry
+	message map[string]any
+
+	mu     sync.Mutex
+	pacers map[string]*pacer
+	prog   Progress
+}
+
+// Progress counts the results a Prober has saved.
+type Progress struct {
+	Done     int
+	ByStatus map[blockreport.Status]int
+}
+
+// New checks cfg and returns a Prober. It does not contact anything yet.
+func New(cfg Config) (*Prober, error) {
+	cfg.defaults()
+	prof, err := profile(cfg.Cloud)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AppID == "" {
+		return nil, errors.New("no app id: set --app-id or MICROSOFT_APP_ID")
+	}
+	if cfg.AppPassword == "" {
+		return nil, errors.New("no app password: set --app-password-file or MICROSOFT_APP_PASSWORD")
+	}
+	switch cfg.Mode {
+	case ModeTyping, ModeMembers:
+	case ModeMessage:
+	default:
+		return nil, fmt.Errorf("unknown mode %q: want typing, message or members", cfg.Mode)
+	}
+	if cfg.Attempts > 20 {
+		return nil, fmt.Errorf("attempts %d: want at most 20", cfg.Attempts)
+	}
+	allow, err := newAllowList(prof.hosts, cfg.AllowHosts)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prober{cfg: cfg, allow: allow, pacers: map[string]*pacer{}}
+	p.prog.ByStatus = map[blockreport.Status]int{}
+	if cfg.Mode == ModeMessage {
+		if p.message, err = parseMessage(cfg.Message); err != nil {
+			return nil, err
+		}
+	}
+	gcc := cfg.GCCServiceURL
+	if gcc == "" {
+		gcc = prof.gccServiceURL
+	}
+	if gcc != "" {
+		u, err := serviceBase(gcc)
+		if err != nil {
+			return nil, fmt.Errorf("GCC service URL: %w", err)
+		}
+		if err := allow.check(u); err != nil {
+			return nil, fmt.Errorf("GCC service URL: %w", err)
+		}
+		p.gcc = u
+	}
+
+	base := cfg.HTTPClient
+	if base == nil {
+		base = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        4 * cfg.Concurrency,
+			MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}}
+	}
+	client := *base
+	// Never follow a redirect: the bearer token must not be carried to a
+	// host the allow-list did not approve. A 3xx is a failed result.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	p.client = &client
+
+	tokenURL := cfg.TokenURL
+	if tokenURL == "" {
+		tokenURL = prof.tokenURL(cfg.AppTenant)
+	}
+	tokClient := client
+	if tokClient.Timeout == 0 {
+		tokClient.Timeout = cfg.Timeout
+	}
+	p.tokens = newTokens(context.Background(), cfg.AppID, cfg.AppPassword, tokenURL, prof.scope, &tokClient)
+	return p, nil
+}
+
+// parseMessage turns --message-file contents into an activity template:
+// an Adaptive Card JSON becomes an attachment, an activity JSON is used as
+// is, anything else is the message text.
+func parseMessage(b []byte) (map[string]any, error) {
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil, errors.New("message mode needs a non-empty --message-file")
+	}
+	if strings.HasPrefix(s, "{") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(s), &obj); err != nil {
+			return nil, fmt.Errorf("message file looks like JSON but does not parse: %w", err)
+		}
+		switch obj["type"] {
+		case "AdaptiveCard":
+			return map[string]any{"attachments": []any{map[string]any{
+				"contentType": "application/vnd.microsoft.card.adaptive",
+				"content":     obj,
+			}}}, nil
+		case "message":
+			return obj, nil
+		}
+		return nil, errors.New(`message file JSON must be an Adaptive Card ("type": "AdaptiveCard") or an activity ("type": "message")`)
+	}
+	return map[string]any{"text": s}, nil
+}
+
+// Progress returns the counts of results saved so far.
+func (p *Prober) Progress() Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := Progress{Done: p.prog.Done, ByStatus: make(map[blockreport.Status]int, len(p.prog.ByStatus))}
+	for k, v := range p.prog.ByStatus {
+		out.ByStatus[k] = v
+	}
+	return out
+}
+
+func (p *Prober) count(results []blockreport.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range results {
+		p.prog.Done++
+		p.prog.ByStatus[r.Status]++
+	}
+}
+
+func (p *Prober) pacer(tenant string) *pacer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc, ok := p.pacers[tenant]
+	if !ok {
+		pc = newPacer(p.cfg.Rate)
+		p.pacers[tenant] = pc
+	}
+	return pc
+}
+
+// CheckToken fetches the shared token; its error says what to fix.
+func (p *Prober) CheckToken() error {
+	_, err := p.tokens.token()
+	return err
+}
+
+// Run probes every reference of runID that has no result yet, tenant by
+// tenant (several at once), and saves the results. It returns nil when every
+// pending reference got a result; an error wrapping ErrToken or
+// ErrUnauthorized on a configuration problem (no result is recorded for the
+// references it concerns); ErrInterrupted when ctx was cancelled (in-flight
+// probes finish within the grace period and are saved); or a store error.
+func (p *Prober) Run(ctx context.Context, st Store, runID int64) error {
+	if err := p.CheckToken(); err != nil {
+		return err
+	}
+	tenants, err := st.PendingTenants(ctx, runID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("probe run %d: %w", runID, ErrInterrupted)
+		}
+		return fmt.Errorf("list pending tenants of run %d: %w", runID, err)
+	}
+	return p.run(ctx, st, runID, tenants)
+}
+
+// ProbeTenant probes the pending references of one tenant in runID: the
+// resumable unit of work several workers could share.
+func (p *Prober) ProbeTenant(ctx context.Context, st Store, runID int64, tenantID string) error {
+	if err := p.CheckToken(); err != nil {
+		return err
+	}
+	return p.run(ctx, st, runID, []string{tenantID})
+}
+
+// session is the state of one call to run.
+type session struct {
+	p        *Prober
+	runID    int64
+	dispatch context.Context // cancelled on ctx cancel or a fatal error
+	inflight context.Context // detached from ctx; cancelled after the grace
+	results  chan blockreport.Result
+	slots    errgroup.Group
+
+	once   sync.Once
+	err    error
+	cancel context.CancelFunc
+}
+
+// fail records the first fatal error and stops dispatching at once.
+func (s *session) fail(err error) {
+	s.once.Do(func() {
+		s.err = err
+		s.cancel()
+	})
+}
+
+func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []string) error {
+	dispatch, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inflight, cancelInflight := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelInflight()
+	s := &session{
+		p: p, runID: runID, dispatch: dispatch, inflight: inflight, cancel: cancel,
+		results: make(chan blockreport.Result, p.cfg.BatchSize),
+	}
+	s.slots.SetLimit(p.cfg.Concurrency)
+
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // after cancellation, in-flight probes get the grace period
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(p.cfg.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelInflight()
+		case <-done:
+		}
+	}()
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.write(ctx, st)
+	}()
+
+	var tg errgroup.Group
+	tg.SetLimit(p.cfg.TenantParallelism)
+	for _, t := range tenants {
+		tg.Go(func() error {
+			s.dispatchTenant(st, t)
+			return nil
+		})
+	}
+	_ = tg.Wait()
+	_ = s.slots.Wait()
+	close(s.results)
+	<-writerDone
+
+	if s.err != nil {
+		return s.err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("probe run %d: %w", runID, ErrInterrupted)
+	}
+	return nil
+}
+
+// dispatchTenant streams the tenant's pending references and starts one
+// probe per reference, paced before it takes a concurrency slot so that a
+// slow tenant does not hold slots others could use.
+func (s *session) dispatchTenant(st Store, tenant string) {
+	log := s.p.cfg.Logger.With("run", s.runID, "tenant", tenant)
+	pc := s.p.pacer(tenant)
+	n := 0
+	err := st.Pending(s.dispatch, s.runID, tenant, func(ref blockreport.Reference) error {
+		if err := s.dispatch.Err(); err != nil {
+			return err
+		}
+		n++
+		if r, ok := s.p.precheck(ref); !ok {
+			r.RunID = s.runID
+			s.results <- r
+			return nil
+		}
+		if err := pc.wait(s.dispatch); err != nil {
+			return err
+		}
+		s.slots.Go(func() error {
+			if r, ok := s.probe(ref, pc); ok {
+				s.results <- r
+			}
+			return nil // a probe outcome is data, never an errgroup error
+		})
+		return nil
+	})
+	if err != nil && s.dispatch.Err() == nil {
+		s.fail(fmt.Errorf("list pending references of tenant %q in run %d: %w", tenant, s.runID, err))
+		return
+	}
+	log.Debug("tenant dispatched", "references", n)
+}
+
+// write is the single writer: it batches results into SaveResults.
+func (s *session) write(ctx context.Context, st Store) {
+	batch := make([]blockreport.Result, 0, s.p.cfg.BatchSize)
+	tick := time.NewTicker(s.p.cfg.FlushEvery)
+	defer tick.Stop()
+	broken := false
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if !broken {
+			// The last flush happens after cancellation: it must not be cut off.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			err := st.SaveResults(sctx, batch)
+			cancel()
+			if err != nil {
+				broken = true
+				s.fail(fmt.Errorf("save %d results of run %d: %w", len(batch), s.runID, err))
+			} else {
+				s.p.count(batch)
+			}
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case r, ok := <-s.results:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) >= s.p.cfg.BatchSize {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}

@@ -1,0 +1,410 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	blockreport "github.com/blockreport/blockreport"
+)
+
+// Reasons of results the engine gives without asking the connector.
+const (
+	reasonOptedOut       = "OptedOut"
+	reasonBadServiceURL  = "BadServiceURL"
+	reasonHostNotAllowed = "HostNotAllowed"
+	reasonNoConversation = "NoConversation"
+	reasonNoTenant       = "NoTenant"
+	reasonTimeout        = "Timeout"
+	reasonNetwork        = "NetworkError"
+	reasonBadResponse    = "BadResponse"
+)
+
+const maxBody = 64 << 10 // bytes of an answer read for classification
+
+// serviceBase parses a service URL and makes sure it ends in "/".
+func serviceBase(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("service URL does not parse")
+	}
+	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("service URL %q is not a plain absolute URL", sanitize(raw, 100))
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		if u.RawPath != "" {
+			u.RawPath += "/"
+		}
+	}
+	return u, nil
+}
+
+// join appends API path segments (each escaped as one path segment) to a
+// service base URL, without doubling the slash.
+func join(base *url.URL, query string, segs ...string) *url.URL {
+	var b strings.Builder
+	b.WriteString(base.EscapedPath())
+	for i, s := range segs {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(url.PathEscape(s))
+	}
+	u := *base
+	u.RawQuery = query
+	p, err := url.PathUnescape(b.String())
+	if err != nil {
+		p = b.String()
+	}
+	u.Path, u.RawPath = p, b.String()
+	return &u
+}
+
+// precheck decides the references that get a result without any request:
+// opted out, or invalid (bad or disallowed service URL, missing ids).
+func (p *Prober) precheck(ref blockreport.Reference) (blockreport.Result, bool) {
+	r := blockreport.Result{ReferenceID: ref.ID, ProbedAt: p.cfg.Now()}
+	invalid := func(reason, detail string) (blockreport.Result, bool) {
+		r.Status, r.Reason, r.Detail = blockreport.StatusInvalid, reason, sanitize(detail, maxDetail)
+		return r, false
+	}
+	if ref.OptedOut {
+		r.Status, r.Reason, r.Detail = blockreport.StatusOptedOut, reasonOptedOut, "marked opted out; never probed"
+		return r, false
+	}
+	base, err := serviceBase(ref.ServiceURL)
+	if err != nil {
+		return invalid(reasonBadServiceURL, err.Error())
+	}
+	if err := p.allow.check(base); err != nil {
+		return invalid(reasonHostNotAllowed, err.Error()+"; nothing was sent")
+	}
+	if ref.TenantID == "" {
+		return invalid(reasonNoTenant, "reference has no tenant id")
+	}
+	if ref.ConversationID == "" && !canCreate(ref) {
+		return invalid(reasonNoConversation, "no conversation id, and not a personal reference with a user id to create one")
+	}
+	return r, true
+}
+
+func canCreate(ref blockreport.Reference) bool {
+	return ref.UserID != "" && ref.TenantID != "" &&
+		(ref.ConversationType == "" || ref.ConversationType == blockreport.ConversationPersonal)
+}
+
+func (p *Prober) botID(ref blockreport.Reference) string {
+	if ref.BotID != "" {
+		return ref.BotID
+	}
+	return "28:" + p.cfg.AppID
+}
+
+// call is one logical request (retried as needed).
+type call struct {
+	method string
+	query  string
+	segs   []string
+	body   []byte
+}
+
+// outcome is the last answer to a call.
+type outcome struct {
+	status   int
+	body     []byte
+	header   http.Header
+	err      error // network error or timeout of the last attempt
+	attempts int
+	drop     bool // give no result: the run stopped (fatal error or cancellation)
+}
+
+// probe runs the probe of one reference whose precheck passed. ok is false
+// when the run stopped before the probe had an answer: the reference then
+// gets no result and the next run probes it again.
+func (s *session) probe(ref blockreport.Reference, pc *pacer) (blockreport.Result, bool) {
+	p := s.p
+	start := time.Now()
+	res := blockreport.Result{RunID: s.runID, ReferenceID: ref.ID}
+	base, _ := serviceBase(ref.ServiceURL) // precheck parsed it
+	attempts := 0
+	conv := ref.ConversationID
+	paced := true // the dispatcher waited for the first request
+
+	finish := func(o outcome) (blockreport.Result, bool) {
+		res.Attempts = attempts
+		res.Latency = time.Since(start)
+		res.ProbedAt = p.cfg.Now()
+		res.HTTPStatus = o.status
+		switch {
+		case o.err != nil:
+			res.Status = blockreport.StatusFailed
+			res.Reason, res.Detail = netReason(o.err)
+		default:
+			res.Status, res.Reason, res.Detail = Classify(o.status, o.body)
+			if o.status >= 300 && o.status < 400 {
+				res.Detail = "redirect not followed"
+			}
+		}
+		return res, true
+	}
+
+	if conv == "" {
+		body, _ := json.Marshal(map[string]any{
+			"isGroup":     false,
+			"bot":         map[string]any{"id": p.botID(ref)},
+			"members":     []any{map[string]any{"id": ref.UserID}},
+			"tenantId":    ref.TenantID,
+			"channelData": map[string]any{"tenant": map[string]any{"id": ref.TenantID}},
+		})
+		o := s.send(&base, pc, paced, call{method: http.MethodPost, segs: []string{"v3", "conversations"}, body: body})
+		attempts += o.attempts
+		paced = false
+		if o.drop {
+			return res, false
+		}
+		if o.err != nil || o.status < 200 || o.status >= 300 {
+			return finish(o)
+		}
+		var cr struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(o.body, &cr) != nil || cr.ID == "" {
+			res.Attempts, res.Latency, res.ProbedAt, res.HTTPStatus = attempts, time.Since(start), p.cfg.Now(), o.status
+			res.Status, res.Reason, res.Detail = blockreport.StatusFailed, reasonBadResponse, "create conversation answered without a conversation id"
+			return res, true
+		}
+		conv = cr.ID
+		res.NewConversationID = conv
+	}
+
+	var c call
+	switch p.cfg.Mode {
+	case ModeMembers:
+		c.method = http.MethodGet
+		if ref.UserID != "" && (ref.ConversationType == "" || ref.ConversationType == blockreport.ConversationPersonal) {
+			c.segs = []string{"v3", "conversations", conv, "members", ref.UserID}
+		} else {
+			c.segs = []string{"v3", "conversations", conv, "pagedmembers"}
+			c.query = "pageSize=1"
+		}
+	default:
+		c.method = http.MethodPost
+		c.segs = []string{"v3", "conversations", conv, "activities"}
+		c.body = p.activity(ref, conv)
+	}
+	o := s.send(&base, pc, paced, c)
+	attempts += o.attempts
+	if o.drop {
+		return res, false
+	}
+	return finish(o)
+}
+
+// activity is the JSON body of the typing or message activity for ref,
+// filled from the reference as the Bot Framework SDK does
+// (applyConversationReference: from = bot, recipient = user, conversation).
+func (p *Prober) activity(ref blockreport.Reference, conv string) []byte {
+	a := map[string]any{}
+	if p.cfg.Mode == ModeMessage {
+		for k, v := range p.message {
+			a[k] = v
+		}
+		a["type"] = "message"
+	} else {
+		a["type"] = "typing"
+	}
+	a["channelId"] = "msteams"
+	a["from"] = map[string]any{"id": p.botID(ref)}
+	if ref.UserID != "" {
+		a["recipient"] = map[string]any{"id": ref.UserID}
+	}
+	cv := map[string]any{"id": conv, "tenantId": ref.TenantID}
+	if ref.ConversationType != "" {
+		cv["conversationType"] = string(ref.ConversationType)
+	}
+	a["conversation"] = cv
+	if ref.Locale != "" {
+		if _, ok := a["locale"]; !ok {
+			a["locale"] = ref.Locale
+		}
+	}
+	b, _ := json.Marshal(a)
+	return b
+}
+
+// send makes one call with retries. paced tells whether the tenant's pacer
+// was already waited on for the first attempt. On 403 InvalidBotApiHost the
+// call is retried once against the GCC service URL, which then replaces
+// *base for later calls of the same probe.
+func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
+	p := s.p
+	var o outcome
+	gccTried := false
+	for {
+		if !paced {
+			if err := pc.wait(s.dispatch); err != nil {
+				o.drop = true
+				return o
+			}
+		}
+		paced = false
+		// No new request once the run stopped (first 401, token or store
+		// failure, cancellation); in-flight ones were already sent.
+		if s.dispatch.Err() != nil {
+			o.drop = true
+			return o
+		}
+		tok, err := p.tokens.token()
+		if err != nil {
+			s.fail(err)
+			o.drop = true
+			return o
+		}
+		u := join(*base, c.query, c.segs...)
+		if err := p.allow.check(u); err != nil { // defence in depth
+			s.fail(fmt.Errorf("refusing to send the token to %q: %w", u.Host, err))
+			o.drop = true
+			return o
+		}
+		o.status, o.body, o.header, o.err = s.do(u, c, tok)
+		o.attempts++
+
+		if o.err != nil {
+			if s.inflight.Err() != nil { // cut off by the grace deadline
+				o.drop = true
+				return o
+			}
+			if o.attempts < p.cfg.Attempts {
+				if sleep(s.dispatch, p.backoff(o.attempts)) != nil {
+					o.drop = true
+					return o
+				}
+				continue
+			}
+			return o
+		}
+		switch {
+		case o.status == http.StatusUnauthorized:
+			_, reason, detail := Classify(o.status, o.body)
+			s.fail(fmt.Errorf("%w: %s %s (%s: %s): check --app-id, the app password, --cloud and that the bot is registered for Teams",
+				ErrUnauthorized, c.method, u.Host, reason, detail))
+			o.drop = true
+			return o
+		case o.status == http.StatusForbidden && !gccTried && p.gcc != nil && (*base).String() != p.gcc.String():
+			if _, reason, _ := Classify(o.status, o.body); reason == codeInvalidBotAPIHost {
+				gccTried = true
+				*base = p.gcc
+				continue
+			}
+		case o.status == http.StatusTooManyRequests:
+			d, ok := retryAfter(o.header, p.cfg.Now())
+			if !ok {
+				d = p.backoff(o.attempts)
+			}
+			pc.throttled(min(d, p.cfg.MaxRetryAfter))
+		case retryable(o.status):
+		default:
+			pc.ok()
+			return o
+		}
+		if !retryable(o.status) || o.attempts >= p.cfg.Attempts {
+			return o
+		}
+		if o.status != http.StatusTooManyRequests { // a 429 pause is waited in pc.wait
+			if sleep(s.dispatch, p.backoff(o.attempts)) != nil {
+				o.drop = true
+				return o
+			}
+		}
+	}
+}
+
+func retryable(status int) bool {
+	switch status {
+	case http.StatusPreconditionFailed, http.StatusTooManyRequests,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// backoff is the exponential backoff before retry n (n >= 1), with jitter
+// in [d/2, d).
+func (p *Prober) backoff(n int) time.Duration {
+	d := p.cfg.BackoffBase << min(n-1, 20)
+	if d > p.cfg.BackoffMax || d <= 0 {
+		d = p.cfg.BackoffMax
+	}
+	return d/2 + time.Duration(p.cfg.Rand()*float64(d/2))
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// do sends one request with the bearer token, which is set here and only
+// here, after the URL passed the allow-list.
+func (s *session) do(u *url.URL, c call, token string) (int, []byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(s.inflight, s.p.cfg.Timeout)
+	defer cancel()
+	var body io.Reader
+	if c.body != nil {
+		body = bytes.NewReader(c.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("User-Agent", s.p.cfg.UserAgent)
+	req.Header.Set("Accept", "application/json")
+	if c.body != nil {
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	resp, err := s.p.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4*maxBody)) // keep the connection reusable
+	if err != nil && len(b) == 0 {
+		return 0, nil, nil, err
+	}
+	return resp.StatusCode, b, resp.Header, nil
+}
+
+// netReason names a transport failure without the URL (which is known from
+// the reference) and without anything from the request headers.
+func netReason(err error) (reason, detail string) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return reasonTimeout, sanitize("request timed out: "+err.Error(), maxDetail)
+	}
+	return reasonNetwork, sanitize(err.Error(), maxDetail)
+}
