@@ -42,7 +42,10 @@ type command struct {
 // commands is the table of subcommands; each lives in a file of its own.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
+	"import":  {"import conversation references from files", runImport},
+	"migrate": {"apply the store's schema migrations", runMigrate},
 	"report":  {"write the Excel workbook and HTML report of a run", runReport},
+	"probe":   {"probe every stored conversation and record a run", runProbe},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
