@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"import":  {"import conversation references from files", runImport},
 	"migrate": {"apply the store's schema migrations", runMigrate},
 	"report":  {"write the Excel workbook and HTML report of a run", runReport},
+	"probe":   {"probe every stored conversation and record a run", runProbe},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
