@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 
 	blockreport "github.com/blockreport/blockreport"
@@ -54,6 +55,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	limitMemory(getenv)
 
 	db, err := store.Open(ctx, cfg.common.DB, logger)
 	if err != nil {
@@ -74,6 +76,15 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	return nil
+}
+
+// limitMemory sets the soft memory limit large workbooks need to stay small,
+// unless the user chose one with GOMEMLIMIT. A process setting, so it lives
+// in the command, not in package report.
+func limitMemory(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(report.SuggestedMemoryLimit)
+	}
 }
 
 // parseRunFlag maps --run to a run ID, 0 meaning the latest run.
