@@ -14,9 +14,19 @@ import (
 // the tenant pauses (Retry-After, else backoff) and its rate is halved
 // (multiplicative decrease); each success then adds max/50 back (additive
 // increase) until the configured rate is reached again.
+//
+// The bucket is waited on before a request takes a concurrency slot, so a
+// request can leave a little later than its token; admit, called right
+// before sending, keeps the send times themselves within the rate: it
+// remembers the last floor(rate) sends and holds a send until the one that
+// many sends earlier is a second old.
 type pacer struct {
 	lim *rate.Limiter
 	max float64
+
+	wmu    sync.Mutex
+	window []time.Time // ring of the last len(window) send times
+	next   int
 
 	mu          sync.Mutex
 	cur         float64
@@ -26,7 +36,28 @@ type pacer struct {
 const minRate = 0.5 // requests per second a throttled tenant never drops below
 
 func newPacer(r float64) *pacer {
-	return &pacer{lim: rate.NewLimiter(rate.Limit(r), 1), max: r, cur: r}
+	return &pacer{lim: rate.NewLimiter(rate.Limit(r), 1), max: r, cur: r,
+		window: make([]time.Time, max(1, int(r)))}
+}
+
+// admit blocks until a send keeps every one-second window at or under the
+// rate, and records the send.
+func (p *pacer) admit(ctx context.Context) error {
+	for {
+		p.wmu.Lock()
+		now := time.Now()
+		if d := p.window[p.next].Add(time.Second).Sub(now); d > 0 {
+			p.wmu.Unlock()
+			if err := sleep(ctx, d+time.Millisecond); err != nil {
+				return err
+			}
+			continue
+		}
+		p.window[p.next] = now
+		p.next = (p.next + 1) % len(p.window)
+		p.wmu.Unlock()
+		return nil
+	}
 }
 
 // wait blocks until the tenant may send one request.

@@ -276,6 +276,10 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			o.drop = true
 			return o
 		}
+		if err := pc.admit(s.dispatch); err != nil {
+			o.drop = true
+			return o
+		}
 		o.status, o.body, o.header, o.err = s.do(u, c, tok)
 		o.attempts++
 
