@@ -7,14 +7,21 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/lib/pq"
 )
 
 // ImportCounts says what UpsertReferences did with each reference.
 type ImportCounts struct{ Added, Updated, Unchanged int }
 
-// upsertChunk is the number of references per statement: 16 parameters
-// each stays well under both drivers' limits.
-const upsertChunk = 500
+// chunkSize is the number of references per statement. SQLite takes 16
+// parameters per reference, so 500 stay well under its limit; PostgreSQL
+// takes one array per column, so the chunk can be larger (per driver).
+func (db *DB) chunkSize() int {
+	if db.driver == Postgres {
+		return 5000
+	}
+	return 500
+}
 
 // UpsertReferences inserts or updates refs in one transaction, keyed by
 // (tenant_id, conversation_id, user_id). A new reference is Added
@@ -32,26 +39,21 @@ func (db *DB) UpsertReferences(ctx context.Context, refs []blockreport.Reference
 		return counts, fmt.Errorf("upsert references: %w", err)
 	}
 	defer rollback(tx)
-	for start := 0; start < len(refs); start += upsertChunk {
-		chunk := refs[start:min(start+upsertChunk, len(refs))]
-		existing, err := db.existingRefs(ctx, tx, chunk)
+	size := db.chunkSize()
+	for start := 0; start < len(refs); start += size {
+		chunk := refs[start:min(start+size, len(refs))]
+		var c ImportCounts
+		if db.driver == Postgres {
+			c, err = db.upsertChunkPostgres(ctx, tx, chunk, now)
+		} else {
+			c, err = db.upsertChunk(ctx, tx, chunk, now)
+		}
 		if err != nil {
 			return ImportCounts{}, fmt.Errorf("upsert references: %w", err)
 		}
-		for _, r := range chunk {
-			old, ok := existing[r.Key()]
-			switch {
-			case !ok:
-				counts.Added++
-			case sameFields(old, r):
-				counts.Unchanged++
-			default:
-				counts.Updated++
-			}
-		}
-		if err := db.upsertChunk(ctx, tx, chunk, now); err != nil {
-			return ImportCounts{}, fmt.Errorf("upsert references: %w", err)
-		}
+		counts.Added += c.Added
+		counts.Updated += c.Updated
+		counts.Unchanged += c.Unchanged
 	}
 	if err := tx.Commit(); err != nil {
 		return ImportCounts{}, fmt.Errorf("upsert references: commit: %w", err)
@@ -88,8 +90,9 @@ func (db *DB) existingRefs(ctx context.Context, q queryer, refs []blockreport.Re
 	for _, r := range refs {
 		args = append(args, r.TenantID, r.ConversationID, r.UserID)
 	}
-	rows, err := q.QueryContext(ctx, db.rebind(`SELECT `+refCols+` FROM conversation_references
-		WHERE (tenant_id, conversation_id, user_id) IN (VALUES `+placeholders(len(refs), 3)+`)`), args...)
+	query := `SELECT ` + refCols + ` FROM conversation_references
+		WHERE (tenant_id, conversation_id, user_id) IN (VALUES ` + placeholders(len(refs), 3) + `)`
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up existing references: %w", err)
 	}
@@ -108,7 +111,38 @@ func (db *DB) existingRefs(ctx context.Context, q queryer, refs []blockreport.Re
 	return m, nil
 }
 
-func (db *DB) upsertChunk(ctx context.Context, q queryer, refs []blockreport.Reference, now time.Time) error {
+// onConflict is the update part of the upsert: every field an import can
+// change, and last_seen; first_seen is kept.
+const onConflict = `ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE SET
+	aad_object_id = excluded.aad_object_id, user_name = excluded.user_name, email = excluded.email,
+	conversation_type = excluded.conversation_type, team_id = excluded.team_id,
+	service_url = excluded.service_url, bot_id = excluded.bot_id, channel_id = excluded.channel_id,
+	locale = excluded.locale, opted_out = excluded.opted_out, last_seen = excluded.last_seen,
+	raw = excluded.raw`
+
+const insertRefCols = `INSERT INTO conversation_references
+	(tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
+	 service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw)`
+
+// upsertChunk writes refs (with distinct keys) and says what it did: it
+// looks the keys up first, then writes them all in one statement.
+func (db *DB) upsertChunk(ctx context.Context, q queryer, refs []blockreport.Reference, now time.Time) (ImportCounts, error) {
+	var counts ImportCounts
+	existing, err := db.existingRefs(ctx, q, refs)
+	if err != nil {
+		return counts, err
+	}
+	for _, r := range refs {
+		old, ok := existing[r.Key()]
+		switch {
+		case !ok:
+			counts.Added++
+		case sameFields(old, r):
+			counts.Unchanged++
+		default:
+			counts.Updated++
+		}
+	}
 	args := make([]any, 0, 16*len(refs))
 	ts := db.ts(now)
 	for _, r := range refs {
@@ -116,20 +150,72 @@ func (db *DB) upsertChunk(ctx context.Context, q queryer, refs []blockreport.Ref
 			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, r.OptedOut,
 			ts, ts, nullText(r.Raw))
 	}
-	_, err := q.ExecContext(ctx, db.rebind(`INSERT INTO conversation_references
-		(tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-		 service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw)
-		VALUES `+placeholders(len(refs), 16)+`
-		ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE SET
-		aad_object_id = excluded.aad_object_id, user_name = excluded.user_name, email = excluded.email,
-		conversation_type = excluded.conversation_type, team_id = excluded.team_id,
-		service_url = excluded.service_url, bot_id = excluded.bot_id, channel_id = excluded.channel_id,
-		locale = excluded.locale, opted_out = excluded.opted_out, last_seen = excluded.last_seen,
-		raw = excluded.raw`), args...)
+	_, err = q.ExecContext(ctx, insertRefCols+` VALUES `+placeholders(len(refs), 16)+` `+onConflict, args...)
 	if err != nil {
-		return fmt.Errorf("write %d references: %w", len(refs), err)
+		return ImportCounts{}, fmt.Errorf("write %d references: %w", len(refs), err)
 	}
-	return nil
+	return counts, nil
+}
+
+// upsertChunkPostgres is upsertChunk for PostgreSQL (per driver): one
+// statement with one array per column instead of 16×N parameters, which
+// classifies and writes in a single round trip. All parts of a WITH
+// statement see the table as it was before the INSERT, so "old" holds the
+// references that existed.
+func (db *DB) upsertChunkPostgres(ctx context.Context, q queryer, refs []blockreport.Reference, now time.Time) (ImportCounts, error) {
+	cols := columns(refs, 13, func(r blockreport.Reference) []string {
+		return []string{r.TenantID, r.UserID, r.AADObjectID, r.UserName, r.Email, r.ConversationID,
+			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, string(r.Raw)}
+	})
+	optedOut := make([]bool, len(refs))
+	for i, r := range refs {
+		optedOut[i] = r.OptedOut
+	}
+	args := make([]any, 0, 15)
+	for _, c := range cols {
+		args = append(args, pq.Array(c))
+	}
+	args = append(args, pq.Array(optedOut), db.ts(now))
+	var written, same, changed int
+	err := q.QueryRowContext(ctx, `WITH input AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::boolean[])
+			AS x (tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
+				service_url, bot_id, channel_id, locale, raw, opted_out)
+		), old AS (
+			SELECT (r.aad_object_id = i.aad_object_id AND r.user_name = i.user_name AND r.email = i.email
+				AND r.conversation_type = i.conversation_type AND r.team_id = i.team_id
+				AND r.service_url = i.service_url AND r.bot_id = i.bot_id AND r.channel_id = i.channel_id
+				AND r.locale = i.locale AND r.opted_out = i.opted_out) AS same
+			FROM conversation_references r JOIN input i USING (tenant_id, conversation_id, user_id)
+		), up AS (
+			`+insertRefCols+`
+			SELECT tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
+				service_url, bot_id, channel_id, locale, opted_out, $15, $15, NULLIF(raw, '')
+			FROM input
+			`+onConflict+`
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM up), count(*) FILTER (WHERE same), count(*) FILTER (WHERE NOT same) FROM old`,
+		args...).Scan(&written, &same, &changed)
+	if err != nil {
+		return ImportCounts{}, fmt.Errorf("write %d references: %w", len(refs), err)
+	}
+	return ImportCounts{Added: written - same - changed, Updated: changed, Unchanged: same}, nil
+}
+
+// columns turns refs into n column slices of the values fields returns.
+func columns(refs []blockreport.Reference, n int, fields func(blockreport.Reference) []string) [][]string {
+	cols := make([][]string, n)
+	for i := range cols {
+		cols[i] = make([]string, len(refs))
+	}
+	for i, r := range refs {
+		for j, v := range fields(r) {
+			cols[j][i] = v
+		}
+	}
+	return cols
 }
 
 // CountReferences returns the number of stored references.

@@ -134,13 +134,13 @@ func TestUpsertReferencesIsAtomic(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			// The bad reference sits in the second statement, after the
-			// first 500 were written.
+			// The bad reference sits in a later statement than the first
+			// (chunks are 500 references on SQLite, 5000 on PostgreSQL).
 			var refs []blockreport.Reference
-			for i := range 700 {
+			for i := range 6000 {
 				refs = append(refs, ref("t1", fmt.Sprintf("a:%d", i), fmt.Sprintf("29:%d", i), "U"))
 			}
-			refs[650].ConversationType = "meeting"
+			refs[5500].ConversationType = "meeting"
 			if _, err := b.db.UpsertReferences(ctx, refs, t0); err == nil {
 				t.Fatal("UpsertReferences with a bad reference succeeded")
 			}
