@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
@@ -33,12 +34,15 @@ func (db *DB) chunkSize() int {
 // nothing is written.
 func (db *DB) UpsertReferences(ctx context.Context, refs []blockreport.Reference, now time.Time) (ImportCounts, error) {
 	var counts ImportCounts
-	refs = lastByKey(refs)
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return counts, fmt.Errorf("upsert references: %w", err)
 	}
 	defer rollback(tx)
+	if refs, err = db.knownConversations(ctx, tx, refs); err != nil {
+		return counts, fmt.Errorf("upsert references: %w", err)
+	}
+	refs = lastByKey(refs)
 	size := db.chunkSize()
 	for start := 0; start < len(refs); start += size {
 		chunk := refs[start:min(start+size, len(refs))]
@@ -59,6 +63,59 @@ func (db *DB) UpsertReferences(ctx context.Context, refs []blockreport.Reference
 		return ImportCounts{}, fmt.Errorf("upsert references: commit: %w", err)
 	}
 	return counts, nil
+}
+
+// knownConversations gives each personal reference without a conversation
+// id the id already stored for its tenant and user, if any. Such a
+// reference names a 1:1 chat the probe creates; once it has, the stored row
+// carries the new id, and re-importing the same file must update that row
+// rather than add a second one for the same user. refs is not modified.
+func (db *DB) knownConversations(ctx context.Context, q queryer, refs []blockreport.Reference) ([]blockreport.Reference, error) {
+	var users []any
+	for _, r := range refs {
+		if r.ConversationID == "" && r.UserID != "" {
+			users = append(users, r.UserID)
+		}
+	}
+	if len(users) == 0 {
+		return refs, nil
+	}
+	known := map[[2]string]string{} // tenant, user → conversation id
+	for start := 0; start < len(users); start += 500 {
+		chunk := users[start:min(start+500, len(users))]
+		rows, err := q.QueryContext(ctx, db.rebind(`SELECT tenant_id, user_id, conversation_id FROM conversation_references
+			WHERE conversation_type = 'personal' AND conversation_id <> ''
+			AND user_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`) ORDER BY id`), chunk...)
+		if err != nil {
+			return nil, fmt.Errorf("look up created conversations: %w", err)
+		}
+		for rows.Next() {
+			var tenant, user, conv string
+			if err := rows.Scan(&tenant, &user, &conv); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("look up created conversations: %w", err)
+			}
+			if _, ok := known[[2]string{tenant, user}]; !ok {
+				known[[2]string{tenant, user}] = conv
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("look up created conversations: %w", err)
+		}
+	}
+	if len(known) == 0 {
+		return refs, nil
+	}
+	out := make([]blockreport.Reference, len(refs))
+	copy(out, refs)
+	for i, r := range out {
+		if conv, ok := known[[2]string{r.TenantID, r.UserID}]; ok && r.ConversationID == "" {
+			out[i].ConversationID = conv
+		}
+	}
+	return out, nil
 }
 
 // lastByKey drops every reference whose key occurs again later in refs.

@@ -426,6 +426,15 @@ func TestNewConversationID(t *testing.T) {
 			if got := pending(t, b.db, 0, "t1"); got[0].ConversationID != "a:new" {
 				t.Errorf("conversation id = %q, want a:new", got[0].ConversationID)
 			}
+			// Importing the reference again updates that row instead of
+			// adding a second one for the same user.
+			again := ref("t1", "", "29:1", "A (renamed)")
+			if c, err := b.db.UpsertReferences(ctx, []blockreport.Reference{again}, t0); err != nil || c != (store.ImportCounts{Updated: 1}) {
+				t.Errorf("re-import = %+v, %v; want 1 updated", c, err)
+			}
+			if got := pending(t, b.db, 0, "t1"); len(got) != 1 || got[0].ConversationID != "a:new" || got[0].UserName != "A (renamed)" {
+				t.Errorf("after re-import: %+v", got)
+			}
 		})
 	}
 }
