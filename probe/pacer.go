@@ -18,14 +18,16 @@ import (
 // The bucket is waited on before a request takes a concurrency slot, so a
 // request can leave a little later than its token; admit, called right
 // before sending, keeps the send times themselves within the rate: it
-// remembers the last floor(rate) sends and holds a send until the one that
-// many sends earlier is a second old.
+// remembers the last k = floor(rate) sends (at most maxWindow) and holds a
+// send until the one k sends earlier is k/rate seconds old (one second
+// whenever rate <= maxWindow).
 type pacer struct {
 	lim *rate.Limiter
 	max float64
 
 	wmu    sync.Mutex
 	window []time.Time // ring of the last len(window) send times
+	span   time.Duration
 	next   int
 
 	mu          sync.Mutex
@@ -36,9 +38,13 @@ type pacer struct {
 const minRate = 0.5 // requests per second a throttled tenant never drops below
 
 func newPacer(r float64) *pacer {
+	k := min(max(1, int(r)), maxWindow)
 	return &pacer{lim: rate.NewLimiter(rate.Limit(r), 1), max: r, cur: r,
-		window: make([]time.Time, max(1, int(r)))}
+		window: make([]time.Time, k), span: time.Duration(float64(k) / r * float64(time.Second))}
 }
+
+// maxWindow bounds the memory of the send-time ring of a very fast tenant.
+const maxWindow = 512
 
 // admit blocks until a send keeps every one-second window at or under the
 // rate, and records the send.
@@ -46,7 +52,7 @@ func (p *pacer) admit(ctx context.Context) error {
 	for {
 		p.wmu.Lock()
 		now := time.Now()
-		if d := p.window[p.next].Add(time.Second).Sub(now); d > 0 {
+		if d := p.window[p.next].Add(p.span).Sub(now); d > 0 {
 			p.wmu.Unlock()
 			if err := sleep(ctx, d+time.Millisecond); err != nil {
 				return err
