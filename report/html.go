@@ -62,6 +62,7 @@ var funcs = template.FuncMap{
 	"color":    color,
 	"scope":    func(t blockreport.ConversationType) string { return string(scopeOf(t)) },
 	"httpcode": httpCode,
+	"show":     show,
 	"statusOf": func(c Counts, s string) int { return c[blockreport.Status(s)] },
 	"add":      func(a, b int) int { return a + b },
 	"addf":     func(a, b float64) float64 { return round1(a + b) },
@@ -137,9 +138,8 @@ type bar struct {
 }
 
 const (
-	mixLabelW = 130.0
-	mixBarW   = 330.0
-	mixRowH   = 26
+	mixBarW = 250.0
+	mixRowH = 26
 )
 
 func mixChart(r *Report) []bar {
@@ -324,4 +324,32 @@ func httpCode(n int) string {
 		return ""
 	}
 	return fmt.Sprint(n)
+}
+
+// show makes bidirectional-text controls in stored text visible as
+// "[U+202E]": left in place, an override such as U+202E would make
+// "Ann\u202Egnp.exe" display as "Annexe.png" and could reorder the rest of
+// the cell. Everything else is shown as stored (and escaped by html/template).
+func show(s string) string {
+	if !strings.ContainsFunc(s, isBidiControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isBidiControl(r) {
+			fmt.Fprintf(&b, "[U+%04X]", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isBidiControl(r rune) bool {
+	switch {
+	case r == 0x061C, r == 0x200E, r == 0x200F,
+		r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }

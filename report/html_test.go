@@ -95,15 +95,19 @@ func TestHTMLHostileDataStaysData(t *testing.T) {
 	if strings.Contains(out, "<script>alert") {
 		t.Error("hostile script element is not escaped")
 	}
-	if !strings.Contains(out, "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>") {
+	if !strings.Contains(out, `<td class="w">&lt;script&gt;alert(1)&lt;/script&gt;</td>`) {
 		t.Error("hostile script name is not shown escaped")
 	}
 	// Every hostile name appears literally once the HTML is decoded.
 	text := html.UnescapeString(out)
-	for _, s := range []string{hostileScript, hostileFormula, hostilePlus, hostileAt, hostileMinus, hostileRTL, hostileEmoji} {
-		if !strings.Contains(text, "<td>"+s+"</td>") {
+	for _, s := range []string{hostileScript, hostileFormula, hostilePlus, hostileAt, hostileMinus, "Ann[U+202E]gnp.exe", hostileEmoji} {
+		if !strings.Contains(text, ">"+s+"</td>") {
 			t.Errorf("HTML lacks hostile string %q as a cell", s)
 		}
+	}
+	// A right-to-left override is shown, never applied.
+	if strings.ContainsRune(out, '\u202E') {
+		t.Error("HTML contains a raw U+202E that would reorder the text")
 	}
 }
 
