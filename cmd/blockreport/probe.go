@@ -41,9 +41,11 @@ type probeConfig struct {
 	Grace           time.Duration
 	Resume          int64
 
-	appPassword   string        // from the file or the environment, never a flag
-	message       []byte        // contents of MessageFile
-	progressEvery time.Duration // log-line interval when stderr is not a terminal
+	appPassword   string           // from the file or the environment, never a flag
+	message       []byte           // contents of MessageFile
+	progressEvery time.Duration    // log-line interval when stderr is not a terminal
+	resumeFlag    int              // --resume as parsed, copied into Resume
+	now           func() time.Time // clock of the run's times (nil: time.Now); the demo dates a run back
 }
 
 // hostList is a repeatable --allow-host flag.
@@ -80,9 +82,23 @@ func runProbe(ctx context.Context, args []string, getenv func(string) string, _,
 }
 
 func parseProbeFlags(args []string, getenv func(string) string, stderr io.Writer) (probeConfig, error) {
-	cfg := probeConfig{progressEvery: 5 * time.Second}
+	var cfg probeConfig
 	fs := newFlagSet("probe", probeSynopsis, getenv, stderr)
 	fs.common(&cfg.common)
+	cfg.register(fs, getenv)
+	if err := fs.parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageErrorf("probe: unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.check("probe", getenv)
+}
+
+// register defines the probe flags (all but the common ones) on fs; the
+// probe and run commands share them.
+func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
+	cfg.progressEvery = 5 * time.Second
 	fs.stringVar(&cfg.AppID, "app-id", "", "bot app (client) id", "BLOCKREPORT_APP_ID", "MICROSOFT_APP_ID", "BOT_ID")
 	fs.stringVar(&cfg.AppPasswordFile, "app-password-file", "", "file holding the app password (else env MICROSOFT_APP_PASSWORD or BOT_PASSWORD)", "BLOCKREPORT_APP_PASSWORD_FILE")
 	fs.stringVar(&cfg.AppTenant, "app-tenant", "", "tenant id of a single-tenant bot (empty: multi-tenant, botframework.com)", "BLOCKREPORT_APP_TENANT", "MICROSOFT_APP_TENANT_ID")
@@ -100,70 +116,76 @@ func parseProbeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
 	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish", "BLOCKREPORT_GRACE")
-	var resume int
-	fs.intVar(&resume, "resume", 0, "resume this run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
-	if err := fs.parse(args); err != nil {
-		return cfg, err
-	}
-	cfg.Resume = int64(resume)
-	if fs.NArg() > 0 {
-		return cfg, usageErrorf("probe: unexpected argument %q", fs.Arg(0))
-	}
+	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
+}
+
+// check validates the parsed probe flags and reads the app password and
+// message files; cmd names the command in its usage errors.
+func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
+	cfg.Resume = int64(cfg.resumeFlag)
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
-		return cfg, usageErrorf("probe: --db: %v", err)
+		return usageErrorf("%s: --db: %v", cmd, err)
 	}
 	switch probe.Mode(cfg.Mode) {
 	case probe.ModeTyping, probe.ModeMembers:
 		if cfg.MessageFile != "" {
-			return cfg, usageErrorf("probe: --message-file needs --mode message")
+			return usageErrorf("%s: --message-file needs --mode message", cmd)
 		}
 	case probe.ModeMessage:
 		if cfg.MessageFile == "" {
-			return cfg, usageErrorf("probe: --mode message needs --message-file")
+			return usageErrorf("%s: --mode message needs --message-file", cmd)
 		}
 	default:
-		return cfg, usageErrorf("probe: --mode %q: want typing, message or members", cfg.Mode)
+		return usageErrorf("%s: --mode %q: want typing, message or members", cmd, cfg.Mode)
 	}
 	switch probe.Cloud(cfg.Cloud) {
 	case probe.CloudPublic, probe.CloudGCC, probe.CloudGCCH, probe.CloudDoD:
 	default:
-		return cfg, usageErrorf("probe: --cloud %q: want public, gcc, gcch or dod", cfg.Cloud)
+		return usageErrorf("%s: --cloud %q: want public, gcc, gcch or dod", cmd, cfg.Cloud)
 	}
 	switch {
 	case cfg.Concurrency < 1:
-		return cfg, usageErrorf("probe: --concurrency must be at least 1")
+		return usageErrorf("%s: --concurrency must be at least 1", cmd)
 	case cfg.Rate <= 0:
-		return cfg, usageErrorf("probe: --rate must be positive")
+		return usageErrorf("%s: --rate must be positive", cmd)
 	case cfg.Attempts < 1 || cfg.Attempts > 20:
-		return cfg, usageErrorf("probe: --attempts must be between 1 and 20")
+		return usageErrorf("%s: --attempts must be between 1 and 20", cmd)
 	case cfg.Timeout <= 0 || cfg.Grace < 0:
-		return cfg, usageErrorf("probe: --timeout must be positive and --grace not negative")
+		return usageErrorf("%s: --timeout must be positive and --grace not negative", cmd)
 	case cfg.Resume < 0:
-		return cfg, usageErrorf("probe: --resume must be a run id")
+		return usageErrorf("%s: --resume must be a run id", cmd)
 	case cfg.AppID == "":
-		return cfg, usageErrorf("probe: no app id: set --app-id or MICROSOFT_APP_ID")
+		return usageErrorf("%s: no app id: set --app-id or MICROSOFT_APP_ID", cmd)
 	}
 	if cfg.AppPasswordFile != "" {
 		b, err := os.ReadFile(cfg.AppPasswordFile)
 		if err != nil {
 			// The path is not a secret; the contents are never shown.
-			return cfg, usageErrorf("probe: --app-password-file: %v", err)
+			return usageErrorf("%s: --app-password-file: %v", cmd, err)
 		}
 		cfg.appPassword = strings.TrimRight(string(b), "\r\n")
 	} else {
 		cfg.appPassword = firstEnv(getenv, "MICROSOFT_APP_PASSWORD", "BOT_PASSWORD")
 	}
 	if cfg.appPassword == "" {
-		return cfg, usageErrorf("probe: no app password: set --app-password-file or MICROSOFT_APP_PASSWORD")
+		return usageErrorf("%s: no app password: set --app-password-file or MICROSOFT_APP_PASSWORD", cmd)
 	}
 	if cfg.MessageFile != "" {
 		b, err := os.ReadFile(cfg.MessageFile)
 		if err != nil {
-			return cfg, usageErrorf("probe: --message-file: %v", err)
+			return usageErrorf("%s: --message-file: %v", cmd, err)
 		}
 		cfg.message = b
 	}
-	return cfg, nil
+	return nil
+}
+
+// clock is the time the run records: cfg.now, else the wall clock.
+func (cfg probeConfig) clock() time.Time {
+	if cfg.now != nil {
+		return cfg.now()
+	}
+	return time.Now()
 }
 
 func firstEnv(getenv func(string) string, names ...string) string {
@@ -206,7 +228,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
 		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
 		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
-		Grace: cfg.Grace, Logger: logger, UserAgent: "blockreport/" + version,
+		Grace: cfg.Grace, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
 	}
 	prober, err := probe.New(pcfg)
 	if err != nil {
@@ -253,7 +275,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	}
 	// The state is recorded even when ctx was cancelled.
 	bg := context.WithoutCancel(ctx)
-	if err := db.SetRunState(bg, run.ID, state, time.Now()); err != nil && runErr == nil {
+	if err := db.SetRunState(bg, run.ID, state, cfg.clock()); err != nil && runErr == nil {
 		runErr = fmt.Errorf("set state of run %d: %w", run.ID, err)
 	}
 	if r, err := db.Run(bg, run.ID); err == nil {
@@ -290,7 +312,7 @@ func pickRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Lo
 				AllowHosts: cfg.AllowHosts, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 				Timeout: cfg.Timeout.String(), Attempts: cfg.Attempts,
 			})
-			r, err := db.CreateRun(ctx, cfg.Mode, params, time.Now())
+			r, err := db.CreateRun(ctx, cfg.Mode, params, cfg.clock())
 			if err != nil {
 				return run, fmt.Errorf("create run: %w", err)
 			}
@@ -300,7 +322,7 @@ func pickRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Lo
 	}
 	logger.Info("resuming run", "run", run.ID, "state", run.State)
 	if run.State != blockreport.RunRunning {
-		if err := db.SetRunState(ctx, run.ID, blockreport.RunRunning, time.Now()); err != nil {
+		if err := db.SetRunState(ctx, run.ID, blockreport.RunRunning, cfg.clock()); err != nil {
 			return run, fmt.Errorf("set state of run %d: %w", run.ID, err)
 		}
 	}

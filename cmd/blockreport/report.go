@@ -33,8 +33,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	fs := newFlagSet("report", reportSynopsis, getenv, stderr)
 	fs.common(&cfg.common)
 	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID or latest", "BLOCKREPORT_RUN")
-	fs.stringVar(&cfg.Out, "out", "", "directory to write the .xlsx and .html into (required; created if missing)", "BLOCKREPORT_OUT")
-	fs.boolVar(&cfg.Redact, "redact", false, "leadership copy: counts, tenants and trend, no names, emails or user IDs", "BLOCKREPORT_REDACT")
+	cfg.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -76,6 +75,13 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	return nil
+}
+
+// register defines the output flags (--out, --redact) on fs; the report and
+// run commands share them.
+func (cfg *reportConfig) register(fs *flagSet) {
+	fs.stringVar(&cfg.Out, "out", "", "directory to write the .xlsx and .html into (required; created if missing)", "BLOCKREPORT_OUT")
+	fs.boolVar(&cfg.Redact, "redact", false, "leadership copy: counts, tenants and trend, no names, emails or user IDs", "BLOCKREPORT_REDACT")
 }
 
 // limitMemory sets the soft memory limit large workbooks need to stay small,
