@@ -50,16 +50,16 @@ type channelData struct {
 // key ("_<tenantId>_<conversationId>"), or "".
 func fromJSON(raw []byte, key string) (blockreport.Reference, error) {
 	var ref blockreport.Reference
-	if !json.Valid(raw) {
-		var v any
-		err := json.Unmarshal(raw, &v)
+	var cr conversationReference
+	err := json.Unmarshal(raw, &cr)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
 		return ref, fmt.Errorf("malformed JSON: %s", jsonReason(err))
 	}
 	if bytes.TrimSpace(raw)[0] != '{' {
 		return ref, errors.New("not a conversation reference: want a JSON object")
 	}
-	var cr conversationReference
-	if err := json.Unmarshal(raw, &cr); err != nil {
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return ref, fmt.Errorf("not a conversation reference: field %s has a JSON %s", te.Field, te.Value)

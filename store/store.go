@@ -71,9 +71,10 @@ func ParseURL(rawURL string) (driver, dsn string, err error) {
 		}
 		// WAL lets readers run beside the writer; busy_timeout makes a
 		// second process wait for the write lock instead of failing;
-		// _txlock=immediate takes the write lock at BEGIN so a transaction
+		// a 64 MB page cache keeps a large import from spilling to disk
+		// mid-transaction; _txlock=immediate takes the write lock at BEGIN so a transaction
 		// never fails half-way on a lock upgrade.
-		dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_txlock=immediate"
 		return SQLite, dsn, nil
 	}
 	return "", "", fmt.Errorf("database URL %s: want postgres://..., postgresql://... or sqlite:PATH", redact(rawURL))
