@@ -141,13 +141,15 @@ func sameFields(a, b blockreport.Reference) bool {
 		a.BotID == b.BotID && a.ChannelID == b.ChannelID && a.Locale == b.Locale && a.OptedOut == b.OptedOut
 }
 
-// existingRefs returns the stored references with the keys of refs, by key.
+// existingRefs returns the stored references with the keys of refs, by key,
+// with the fields sameFields compares.
 func (db *DB) existingRefs(ctx context.Context, q queryer, refs []blockreport.Reference) (map[string]blockreport.Reference, error) {
 	args := make([]any, 0, 3*len(refs))
 	for _, r := range refs {
 		args = append(args, r.TenantID, r.ConversationID, r.UserID)
 	}
-	query := `SELECT ` + refCols + ` FROM conversation_references
+	query := `SELECT tenant_id, conversation_id, user_id, aad_object_id, user_name, email, conversation_type,
+		team_id, service_url, bot_id, channel_id, locale, opted_out FROM conversation_references
 		WHERE (tenant_id, conversation_id, user_id) IN (VALUES ` + placeholders(len(refs), 3) + `)`
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -156,9 +158,10 @@ func (db *DB) existingRefs(ctx context.Context, q queryer, refs []blockreport.Re
 	defer rows.Close()
 	m := make(map[string]blockreport.Reference, len(refs))
 	for rows.Next() {
-		r, err := scanRef(rows)
-		if err != nil {
-			return nil, err
+		var r blockreport.Reference
+		if err := rows.Scan(&r.TenantID, &r.ConversationID, &r.UserID, &r.AADObjectID, &r.UserName, &r.Email,
+			&r.ConversationType, &r.TeamID, &r.ServiceURL, &r.BotID, &r.ChannelID, &r.Locale, &r.OptedOut); err != nil {
+			return nil, fmt.Errorf("look up existing references: %w", err)
 		}
 		m[r.Key()] = r
 	}
