@@ -50,28 +50,56 @@ const dateTimeFormat = "yyyy-mm-dd hh:mm:ss"
 
 // styles are the cell styles of the workbook.
 type styles struct {
-	header, title, bold, date, pct, count, wrap int
+	header, title, bold, date, pct, count, delta, wrap, left, leftDate int
+}
+
+// font is the workbook's default font, named in bold styles too so that
+// LibreOffice does not substitute a serif font for them.
+const font = "Calibri"
+
+// printLandscape makes a sheet print landscape and, with fit, one page
+// wide. For a streamed sheet it must be called before its stream writer is
+// created.
+func printLandscape(f *excelize.File, sheet string, fit bool) error {
+	land := "landscape"
+	if !fit {
+		return f.SetPageLayout(sheet, &excelize.PageLayoutOptions{Orientation: &land})
+	}
+	one, any0 := 1, 0
+	if err := f.SetSheetProps(sheet, &excelize.SheetPropsOptions{FitToPage: &fit}); err != nil {
+		return err
+	}
+	return f.SetPageLayout(sheet, &excelize.PageLayoutOptions{Orientation: &land, FitToWidth: &one, FitToHeight: &any0})
+}
+
+// axis is a chart axis with black labels (LibreOffice draws them pale grey
+// otherwise).
+func axis(reverse bool) excelize.ChartAxis {
+	return excelize.ChartAxis{ReverseOrder: reverse, Font: excelize.Font{Color: "000000"}}
 }
 
 func newStyles(f *excelize.File) (styles, error) {
 	var s styles
-	dt, pf, cf := dateTimeFormat, "0.0%", "#,##0"
+	dt, pf, cf, df := dateTimeFormat, "0.0%", "#,##0", "+#,##0;-#,##0;0"
 	defs := []struct {
 		id    *int
 		style excelize.Style
 	}{
 		{&s.header, excelize.Style{
-			Font:      &excelize.Font{Bold: true, Color: "FFFFFF"},
+			Font:      &excelize.Font{Bold: true, Color: "FFFFFF", Family: font},
 			Fill:      excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"1F4E79"}},
 			Alignment: &excelize.Alignment{Vertical: "center"},
 			Border:    []excelize.Border{{Type: "bottom", Color: "000000", Style: 1}},
 		}},
-		{&s.title, excelize.Style{Font: &excelize.Font{Bold: true, Size: 14}}},
-		{&s.bold, excelize.Style{Font: &excelize.Font{Bold: true}}},
+		{&s.title, excelize.Style{Font: &excelize.Font{Bold: true, Size: 14, Family: font}}},
+		{&s.bold, excelize.Style{Font: &excelize.Font{Bold: true, Family: font}, Alignment: &excelize.Alignment{Vertical: "top"}}},
 		{&s.date, excelize.Style{CustomNumFmt: &dt}},
 		{&s.pct, excelize.Style{CustomNumFmt: &pf}},
 		{&s.count, excelize.Style{CustomNumFmt: &cf}},
-		{&s.wrap, excelize.Style{Alignment: &excelize.Alignment{WrapText: true, Vertical: "top"}}},
+		{&s.delta, excelize.Style{CustomNumFmt: &df}},
+		{&s.wrap, excelize.Style{Alignment: &excelize.Alignment{WrapText: true, Vertical: "top", Horizontal: "left"}}},
+		{&s.left, excelize.Style{Alignment: &excelize.Alignment{Horizontal: "left"}}},
+		{&s.leftDate, excelize.Style{CustomNumFmt: &dt, Alignment: &excelize.Alignment{Horizontal: "left"}}},
 	}
 	for _, d := range defs {
 		id, err := f.NewStyle(&d.style)
@@ -165,6 +193,11 @@ func writeLists(ctx context.Context, f *excelize.File, st styles, r *Report, src
 		header[i] = excelize.Cell{StyleID: st.header, Value: c}
 	}
 	for _, ls := range sheets {
+		// Sixteen columns are unreadable fitted to one page: list sheets
+		// print landscape across pages.
+		if err := printLandscape(f, ls.name, false); err != nil {
+			return nil, fmt.Errorf("set print layout of %q: %w", ls.name, err)
+		}
 		sw, err := f.NewStreamWriter(ls.name)
 		if err != nil {
 			return nil, fmt.Errorf("open sheet %q: %w", ls.name, err)
@@ -299,13 +332,13 @@ func styleRange(f *excelize.File, sheet string, c1, r1, c2, r2, style int) error
 
 func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) error {
 	const sh = SheetSummary
-	if err := f.SetColWidth(sh, "A", "A", 24); err != nil {
+	if err := f.SetColWidth(sh, "A", "A", 30); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "B", "B", 70); err != nil {
+	if err := f.SetColWidth(sh, "B", "I", 15); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "C", "E", 14); err != nil {
+	if err := printLandscape(f, sh, true); err != nil {
 		return err
 	}
 	title := fmt.Sprintf("Teams bot reachability — run %d", r.Run.ID)
@@ -343,22 +376,34 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Cannot detect", join(r.Mode.CannotDetect, "; ")},
 		{"Muting", mutingNote},
 	}
+	// Each fact's value spans B:I, wrapped, so that the columns below can
+	// stay narrow for numbers.
 	row = 3
 	for _, fact := range facts {
 		if err := cells(f, sh, row, fact[0], fact[1]); err != nil {
 			return err
 		}
+		b, i := fmt.Sprintf("B%d", row), fmt.Sprintf("I%d", row)
+		if err := f.MergeCell(sh, b, i); err != nil {
+			return err
+		}
+		style := st.wrap
 		if _, ok := fact[1].(float64); ok {
-			if err := styleRange(f, sh, 2, row, 2, row, st.date); err != nil {
+			style = st.leftDate
+		} else if _, ok := fact[1].(int64); ok {
+			style = st.left
+		}
+		if err := f.SetCellStyle(sh, b, i, style); err != nil {
+			return err
+		}
+		if s, ok := fact[1].(string); ok && len(s) > 110 {
+			if err := f.SetRowHeight(sh, row, 15*float64(len(s)/110+1)); err != nil {
 				return err
 			}
 		}
 		row++
 	}
 	if err := styleRange(f, sh, 1, 3, 1, row-1, st.bold); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 2, row-4, 2, row-1, st.wrap); err != nil {
 		return err
 	}
 
@@ -401,17 +446,17 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		return err
 	}
 	if r.Previous != nil {
-		if err := styleRange(f, sh, 4, first, 5, row, st.count); err != nil {
+		if err := styleRange(f, sh, 4, first, 4, row, st.count); err != nil {
+			return err
+		}
+		if err := styleRange(f, sh, 5, first, 5, row, st.delta); err != nil {
 			return err
 		}
 	}
 	if err := styleRange(f, sh, 1, row, 1, row, st.bold); err != nil {
 		return err
 	}
-	chartAt := fmt.Sprintf("D%d", first-1)
-	if r.Previous != nil {
-		chartAt = fmt.Sprintf("G%d", first-1)
-	}
+	chartAt := fmt.Sprintf("G%d", first-1)
 
 	// Changes.
 	row += 2
@@ -483,7 +528,8 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Status mix"}}},
 		Legend:    excelize.ChartLegend{Position: "none"},
 		Dimension: excelize.ChartDimension{Width: 520, Height: 300},
-		YAxis:     excelize.ChartAxis{ReverseOrder: true},
+		XAxis:     axis(true), // first status on top
+		YAxis:     axis(false),
 		PlotArea:  excelize.ChartPlotArea{ShowVal: true},
 	})
 }
@@ -537,10 +583,13 @@ func writeTrend(f *excelize.File, st styles, r *Report) error {
 	if err := f.SetColWidth(sh, "B", "B", 19); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "C", "L", 14); err != nil {
+	if err := f.SetColWidth(sh, "C", "L", 15); err != nil {
 		return err
 	}
 	if err := f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return err
+	}
+	if err := printLandscape(f, sh, true); err != nil {
 		return err
 	}
 	var series []excelize.ChartSeries
@@ -559,7 +608,8 @@ func writeTrend(f *excelize.File, st styles, r *Report) error {
 		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Conversations not reachable, per run"}}},
 		Legend:    excelize.ChartLegend{Position: "bottom"},
 		Dimension: excelize.ChartDimension{Width: 720, Height: 320},
-		XAxis:     excelize.ChartAxis{Title: excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Run"}}}},
+		XAxis:     excelize.ChartAxis{Title: excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Run"}}}, Font: excelize.Font{Color: "000000"}},
+		YAxis:     axis(false),
 	})
 }
 
@@ -600,5 +650,8 @@ func writeTenants(f *excelize.File, st styles, r *Report) error {
 	if err := f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
 		return err
 	}
-	return f.AutoFilter(sh, fmt.Sprintf("A1:J%d", last), nil)
+	if err := f.AutoFilter(sh, fmt.Sprintf("A1:J%d", last), nil); err != nil {
+		return err
+	}
+	return printLandscape(f, sh, true) // after AutoFilter, which resets the sheet properties
 }

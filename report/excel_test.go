@@ -272,6 +272,12 @@ func TestExcelSummary(t *testing.T) {
 	if got := cell(t, f, sh, "B"+itoa(r)); got != "2" {
 		t.Errorf("blocked count = %q, want 2", got)
 	}
+	if r := findRow(t, f, sh, 0, "Admin disabled"); r == 0 || cell(t, f, sh, "E"+itoa(r)) != "+1" {
+		t.Error("Summary does not show the admin-disabled change as +1")
+	}
+	if r := findRow(t, f, sh, 0, "Reachable"); r == 0 || cell(t, f, sh, "E"+itoa(r)) != "-3" {
+		t.Error("Summary does not show the reachable change as -3")
+	}
 	if r := findRow(t, f, sh, 0, "Recovered"); r == 0 || cell(t, f, sh, "B"+itoa(r)) != "2" {
 		t.Error("Summary lacks Recovered = 2")
 	}
