@@ -46,6 +46,9 @@ var commands = map[string]command{
 	"migrate": {"apply the store's schema migrations", runMigrate},
 	"report":  {"write the Excel workbook and HTML report of a run", runReport},
 	"probe":   {"probe every stored conversation and record a run", runProbe},
+	"run":     {"probe, then write the reports: the cron entry point", runRun},
+	"runs":    {"list the recorded runs", runRuns},
+	"demo":    {"try everything against a simulated Teams, nothing to configure", runDemo},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
