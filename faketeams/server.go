@@ -37,6 +37,9 @@ type Config struct {
 	BotName    string // bot name in exported references
 	Population []Conversation
 	TokenTTL   time.Duration // default 1h
+	// TokenPrefix starts every issued access token, so that a test can
+	// look for tokens in logs, stores and reports.
+	TokenPrefix string
 	// Limits are the rate limits; nil means DefaultLimits().
 	Limits *Limits
 	// Latency is the median added latency of connector answers (0: none);
@@ -466,7 +469,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case r.PostForm.Get("scope") != Scope:
 		oauthErr(http.StatusBadRequest, "invalid_scope", "AADSTS70011: The provided value for the input parameter 'scope' is not valid.")
 	default:
-		tok := randomHex(32)
+		tok := s.cfg.TokenPrefix + randomHex(32)
 		ttl := int(s.cfg.TokenTTL / time.Second)
 		s.mu.Lock()
 		s.tokens[tok] = s.cfg.Now().Add(s.cfg.TokenTTL)
