@@ -10,6 +10,7 @@ import (
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/ingest"
+	"github.com/blockreport/blockreport/store"
 )
 
 type importConfig struct {
@@ -46,6 +47,11 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	logger, err := cfg.common.logger(stderr)
 	if err != nil {
 		return err
+	}
+	// Check the URL before reading files, but open the store (which
+	// migrates it) only when there is something to write.
+	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
+		return usageErrorf("--db: %v", err)
 	}
 
 	var refs []blockreport.Reference
