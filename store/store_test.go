@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -524,6 +525,35 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 		t.Fatal("Open succeeded on a closed port")
 	}
 	if msg := err.Error(); strings.Contains(msg, "topsecret") || strings.Contains(msg, "\n") || !strings.Contains(msg, "connect to postgres://u:xxxxx@127.0.0.1:1/db") {
+		t.Errorf("Open error = %q; want one line naming the redacted URL", msg)
+	}
+}
+
+func TestOpenSilentPostgres(t *testing.T) {
+	// A server that accepts connections and never answers: Open must give
+	// up on its own (connect_timeout and a bounded ping), with one line.
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	url := "postgres://u:topsecret@" + ln.Addr().String() + "/db?sslmode=disable"
+	_, err = store.Open(context.Background(), url, nil)
+	if err == nil {
+		t.Fatal("Open succeeded against a silent server")
+	}
+	t.Logf("Open error: %v", err)
+	if msg := err.Error(); strings.Contains(msg, "topsecret") || strings.Contains(msg, "\n") || !strings.Contains(msg, "connect to postgres://u:xxxxx@") {
 		t.Errorf("Open error = %q; want one line naming the redacted URL", msg)
 	}
 }
