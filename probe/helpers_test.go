@@ -206,8 +206,8 @@ func testConfig(t *testing.T, tokenURL string, logs *bytes.Buffer) Config {
 		AllowHosts:  []string{"127.0.0.1"},
 		Concurrency: 4, Rate: 1000, Timeout: 5 * time.Second, Attempts: 4, Grace: 5 * time.Second,
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		FlushEvery: 10 * time.Millisecond,
-		Rand:       func() float64 { return 0.5 },
+		FlushEvery: 10 * time.Millisecond, StoreWait: 50 * time.Millisecond,
+		Rand: func() float64 { return 0.5 },
 	}
 	if logs != nil {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

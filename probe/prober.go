@@ -80,6 +80,10 @@ type Config struct {
 	MaxRetryAfter     time.Duration // cap on a Retry-After pause, default 2m
 	BatchSize         int           // results per SaveResults, default 500
 	FlushEvery        time.Duration // default 250ms
+	// StoreWait is how long a failing store (SaveResults, Pending) is
+	// retried with backoff before the run stops as interrupted: a database
+	// restart or failover only pauses the run. Default 60s; negative: no retry.
+	StoreWait time.Duration
 
 	HTTPClient *http.Client     // default: a pooled client; redirects are never followed
 	Now        func() time.Time // default time.Now
@@ -127,6 +131,9 @@ func (c *Config) defaults() {
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 250 * time.Millisecond
+	}
+	if c.StoreWait == 0 {
+		c.StoreWait = time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -419,32 +426,83 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 	log := s.p.cfg.Logger.With("run", s.runID, "tenant", tenant)
 	pc := s.p.pacer(tenant)
 	n := 0
-	err := st.Pending(s.dispatch, s.runID, tenant, func(ref blockreport.Reference) error {
-		if err := s.dispatch.Err(); err != nil {
-			return err
-		}
-		n++
-		if r, ok := s.p.precheck(ref); !ok {
-			r.RunID = s.runID
-			s.results <- r
-			return nil
-		}
-		if err := pc.wait(s.dispatch); err != nil {
-			return err
-		}
-		s.slots.Go(func() error {
-			if r, ok := s.probe(ref, pc); ok {
-				s.results <- r
+	// The store lists references in id order (keyset pages), so a listing
+	// retried after a store failure skips what was already handed out: a
+	// reference is never probed twice in one run. A listing seen out of
+	// order is not retried.
+	var last int64
+	ordered, pass := true, 0
+	err := s.retryStore(s.dispatch, "list pending references", func() error {
+		pass++
+		retried := pass > 1
+		return st.Pending(s.dispatch, s.runID, tenant, func(ref blockreport.Reference) error {
+			if err := s.dispatch.Err(); err != nil {
+				return err
 			}
-			return nil // a probe outcome is data, never an errgroup error
+			if ref.ID <= last {
+				if retried {
+					return nil // dispatched before the store failed
+				}
+				ordered = false
+			}
+			last = max(last, ref.ID)
+			n++
+			if r, ok := s.p.precheck(ref); !ok {
+				r.RunID = s.runID
+				s.results <- r
+				return nil
+			}
+			if err := pc.wait(s.dispatch); err != nil {
+				return err
+			}
+			s.slots.Go(func() error {
+				if r, ok := s.probe(ref, pc); ok {
+					s.results <- r
+				}
+				return nil // a probe outcome is data, never an errgroup error
+			})
+			return nil
 		})
-		return nil
-	})
+	}, func() bool { return ordered && s.dispatch.Err() == nil })
 	if err != nil && s.dispatch.Err() == nil {
 		s.fail(fmt.Errorf("list pending references of tenant %q in run %d: %w", tenant, s.runID, err))
 		return
 	}
 	log.Debug("tenant dispatched", "references", n)
+}
+
+// retryStore runs op, and while it fails and canRetry allows, runs it again
+// with backoff (100 ms doubling to 5 s) for up to StoreWait: a database
+// restart or failover pauses the run instead of failing it. Meanwhile
+// probes wait, as the writer stops draining results. When the store is
+// still failing after StoreWait (or ctx ends first) the error wraps
+// ErrInterrupted: the run stops cleanly and the next run resumes it.
+func (s *session) retryStore(ctx context.Context, what string, op func() error, canRetry func() bool) error {
+	wait := s.p.cfg.StoreWait
+	var start time.Time
+	for n := 0; ; n++ {
+		err := op()
+		if err == nil {
+			if n > 0 {
+				s.p.cfg.Logger.Info("store available again", "run", s.runID, "op", what, "after", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if wait < 0 || !canRetry() {
+			return err
+		}
+		if n == 0 {
+			start = time.Now()
+			s.p.cfg.Logger.Warn("store failing, retrying", "run", s.runID, "op", what, "for", wait, "err", err)
+		}
+		left := wait - time.Since(start)
+		d := min(100*time.Millisecond<<min(n, 6), 5*time.Second)
+		d = d/2 + time.Duration(s.p.cfg.Rand()*float64(d/2))
+		if left <= 0 || sleep(ctx, min(d, left)) != nil {
+			return fmt.Errorf("the store kept failing for %s, the run stops (%w): %w",
+				time.Since(start).Round(time.Second), ErrInterrupted, err)
+		}
+	}
 }
 
 // write is the single writer: it batches results into SaveResults.
@@ -458,10 +516,13 @@ func (s *session) write(ctx context.Context, st Store) {
 			return
 		}
 		if !broken {
-			// The last flush happens after cancellation: it must not be cut off.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			err := st.SaveResults(sctx, batch)
-			cancel()
+			// The last flush happens after cancellation: it must not be cut
+			// off, and a failing store is retried while the grace lasts.
+			err := s.retryStore(s.inflight, "save results", func() error {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				return st.SaveResults(sctx, batch)
+			}, func() bool { return true })
 			if err != nil {
 				broken = true
 				s.fail(fmt.Errorf("save %d results of run %d: %w", len(batch), s.runID, err))
