@@ -30,8 +30,11 @@ func (db *DB) chunkSize() int {
 // identical one is Unchanged, though its last_seen still moves to now. The
 // raw JSON is always replaced by the newest but does not count as a change
 // (it holds fields such as activityId that change on every message).
-// References with the same key collapse to the last one. On any error
-// nothing is written.
+// An import can mark a reference opted out but never clears the mark:
+// ConversationReference JSON has no opt-out field, so its false means
+// "not said", and re-importing the bot's references must not undo an
+// opt-out imported from CSV. References with the same key collapse to the
+// last one. On any error nothing is written.
 func (db *DB) UpsertReferences(ctx context.Context, refs []blockreport.Reference, now time.Time) (ImportCounts, error) {
 	var counts ImportCounts
 	tx, err := db.x.BeginTxx(ctx, nil)
@@ -133,12 +136,12 @@ func lastByKey(refs []blockreport.Reference) []blockreport.Reference {
 	return out
 }
 
-// sameFields reports whether a and b agree on every stored field that an
-// import can change (raw aside).
+// sameFields reports whether importing b over the stored a changes nothing
+// (raw aside). The opt-out flag only ever goes on: see UpsertReferences.
 func sameFields(a, b blockreport.Reference) bool {
 	return a.AADObjectID == b.AADObjectID && a.UserName == b.UserName && a.Email == b.Email &&
 		a.ConversationType == b.ConversationType && a.TeamID == b.TeamID && a.ServiceURL == b.ServiceURL &&
-		a.BotID == b.BotID && a.ChannelID == b.ChannelID && a.Locale == b.Locale && a.OptedOut == b.OptedOut
+		a.BotID == b.BotID && a.ChannelID == b.ChannelID && a.Locale == b.Locale && a.OptedOut == (a.OptedOut || b.OptedOut)
 }
 
 // existingRefs returns the stored references with the keys of refs, by key,
@@ -177,7 +180,8 @@ const onConflict = `ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE 
 	aad_object_id = excluded.aad_object_id, user_name = excluded.user_name, email = excluded.email,
 	conversation_type = excluded.conversation_type, team_id = excluded.team_id,
 	service_url = excluded.service_url, bot_id = excluded.bot_id, channel_id = excluded.channel_id,
-	locale = excluded.locale, opted_out = excluded.opted_out, last_seen = excluded.last_seen,
+	locale = excluded.locale, opted_out = (conversation_references.opted_out OR excluded.opted_out),
+	last_seen = excluded.last_seen,
 	raw = excluded.raw`
 
 const insertRefCols = `INSERT INTO conversation_references
@@ -246,7 +250,7 @@ func (db *DB) upsertChunkPostgres(ctx context.Context, q queryer, refs []blockre
 			SELECT (r.aad_object_id = i.aad_object_id AND r.user_name = i.user_name AND r.email = i.email
 				AND r.conversation_type = i.conversation_type AND r.team_id = i.team_id
 				AND r.service_url = i.service_url AND r.bot_id = i.bot_id AND r.channel_id = i.channel_id
-				AND r.locale = i.locale AND r.opted_out = i.opted_out) AS same
+				AND r.locale = i.locale AND r.opted_out = (r.opted_out OR i.opted_out)) AS same
 			FROM conversation_references r JOIN input i USING (tenant_id, conversation_id, user_id)
 		), up AS (
 			`+insertRefCols+`

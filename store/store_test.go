@@ -108,6 +108,16 @@ func TestUpsertReferences(t *testing.T) {
 			if err != nil || got != (store.ImportCounts{Updated: 1}) {
 				t.Fatalf("duplicate import = %+v, %v; want 1 updated", got, err)
 			}
+			// Opting out sticks: an import without the flag does not clear it.
+			out := c
+			out.Locale = "de-DE"
+			out.OptedOut = true
+			if got, err = b.db.UpsertReferences(ctx, []blockreport.Reference{out}, t0.Add(3*time.Hour)); err != nil || got != (store.ImportCounts{Updated: 1}) {
+				t.Fatalf("opt-out import = %+v, %v; want 1 updated", got, err)
+			}
+			if got, err = b.db.UpsertReferences(ctx, []blockreport.Reference{dup}, t0.Add(3*time.Hour)); err != nil || got != (store.ImportCounts{Unchanged: 1}) {
+				t.Fatalf("import without opt-out = %+v, %v; want 1 unchanged", got, err)
+			}
 			if n, err := b.db.CountReferences(ctx); err != nil || n != 2 {
 				t.Fatalf("CountReferences = %d, %v; want 2", n, err)
 			}
@@ -120,6 +130,9 @@ func TestUpsertReferences(t *testing.T) {
 			}
 			if want := t0.Add(2 * time.Hour).Truncate(time.Microsecond); !refs[0].LastSeen.Equal(want) {
 				t.Errorf("last_seen = %v, want %v", refs[0].LastSeen, want)
+			}
+			if !refs[1].OptedOut {
+				t.Error("opt-out cleared by an import without it")
 			}
 			if refs[1].Locale != "de-DE" || !refs[1].LastSeen.Equal(t0.Add(3*time.Hour).Truncate(time.Microsecond)) {
 				t.Errorf("duplicate: last one not kept: %+v", refs[1])
