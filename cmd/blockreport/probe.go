@@ -39,6 +39,7 @@ type probeConfig struct {
 	Timeout         time.Duration
 	Attempts        int
 	Grace           time.Duration
+	StoreWait       time.Duration
 	Resume          int64
 
 	appPassword   string           // from the file or the environment, never a flag
@@ -116,6 +117,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
 	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish", "BLOCKREPORT_GRACE")
+	fs.durationVar(&cfg.StoreWait, "store-wait", time.Minute, "how long a failing database is retried before the run stops as interrupted (resumable)", "BLOCKREPORT_STORE_WAIT")
 	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
 }
 
@@ -150,8 +152,8 @@ func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 		return usageErrorf("%s: --rate must be positive", cmd)
 	case cfg.Attempts < 1 || cfg.Attempts > 20:
 		return usageErrorf("%s: --attempts must be between 1 and 20", cmd)
-	case cfg.Timeout <= 0 || cfg.Grace < 0:
-		return usageErrorf("%s: --timeout must be positive and --grace not negative", cmd)
+	case cfg.Timeout <= 0 || cfg.Grace < 0 || cfg.StoreWait <= 0:
+		return usageErrorf("%s: --timeout and --store-wait must be positive and --grace not negative", cmd)
 	case cfg.Resume < 0:
 		return usageErrorf("%s: --resume must be a run id", cmd)
 	case cfg.AppID == "":
@@ -228,7 +230,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
 		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
 		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
-		Grace: cfg.Grace, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
+		Grace: cfg.Grace, StoreWait: cfg.StoreWait, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
 	}
 	prober, err := probe.New(pcfg)
 	if err != nil {
@@ -269,7 +271,10 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	switch {
 	case errors.Is(runErr, probe.ErrInterrupted):
 		state = blockreport.RunInterrupted
-		runErr = fmt.Errorf("run %d interrupted; run blockreport probe again to resume it: %w", run.ID, probe.ErrInterrupted)
+		if ctx.Err() != nil { // a signal: the plain message
+			runErr = probe.ErrInterrupted
+		} // else the store stayed down: keep what failed
+		runErr = fmt.Errorf("run %d interrupted; run blockreport probe again to resume it: %w", run.ID, runErr)
 	case runErr != nil:
 		state = blockreport.RunFailed
 	}
