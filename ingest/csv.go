@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	blockreport "github.com/blockreport/blockreport"
@@ -39,7 +38,7 @@ func (p *parser) parseCSV() {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if !known[h] {
-			unknown = append(unknown, strconv.Quote(h))
+			unknown = append(unknown, quote(h))
 			continue
 		}
 		if _, dup := col[h]; dup {
@@ -109,7 +108,7 @@ func parseBool(s string) (bool, error) {
 	case "false", "no", "0", "n", "f":
 		return false, nil
 	}
-	return false, fmt.Errorf("opted_out %q: want true or false", s)
+	return false, fmt.Errorf("opted_out %s: want true or false", quote(s))
 }
 
 func (p *parser) csvProblem(err error) {

@@ -5,10 +5,20 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	blockreport "github.com/blockreport/blockreport"
 )
+
+// MaxIDBytes is the longest id Validate accepts. Ids are index keys, and
+// PostgreSQL refuses index rows over about 2.7 kB; Teams ids are a few
+// hundred bytes at most. Names, emails and the raw record have no limit:
+// the reports cut long text to what a spreadsheet cell holds.
+const MaxIDBytes = 512
+
+// maxQuoted is how many bytes of a bad value a problem repeats.
+const maxQuoted = 100
 
 // Validate checks that ref can be stored and probed. It does not decide
 // whether its service URL may receive the bot's token: the probe's
@@ -16,6 +26,14 @@ import (
 func Validate(ref blockreport.Reference) error {
 	if ref.TenantID == "" {
 		return errors.New("missing tenant id (conversation.tenantId)")
+	}
+	for _, id := range []struct{ name, v string }{
+		{"tenant id", ref.TenantID}, {"user id", ref.UserID}, {"AAD object id", ref.AADObjectID},
+		{"conversation id", ref.ConversationID}, {"team id", ref.TeamID}, {"bot id", ref.BotID}, {"channel id", ref.ChannelID},
+	} {
+		if len(id.v) > MaxIDBytes {
+			return fmt.Errorf("%s is %d bytes long, more than the %d an id may have", id.name, len(id.v), MaxIDBytes)
+		}
 	}
 	if ref.ServiceURL == "" {
 		return errors.New("missing service URL (serviceUrl)")
@@ -27,7 +45,7 @@ func Validate(ref blockreport.Reference) error {
 	case ref.ConversationType == "":
 		return errors.New("missing conversation type (conversation.conversationType)")
 	case !ref.ConversationType.Valid():
-		return fmt.Errorf("unknown conversation type %q (want personal, groupChat or channel)", ref.ConversationType)
+		return fmt.Errorf("unknown conversation type %s (want personal, groupChat or channel)", quote(string(ref.ConversationType)))
 	}
 	if ref.ConversationType == blockreport.ConversationPersonal && ref.UserID == "" {
 		return errors.New("personal conversation without a user (user.id)")
@@ -51,7 +69,7 @@ func Validate(ref blockreport.Reference) error {
 func checkServiceURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("service URL %q is not an absolute https URL", s)
+		return fmt.Errorf("service URL %s is not an absolute https URL", quote(s))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -60,9 +78,18 @@ func checkServiceURL(s string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("service URL %q is plain http (allowed only for localhost, 127.0.0.0/8 and ::1)", s)
+		return fmt.Errorf("service URL %s is plain http (allowed only for localhost, 127.0.0.0/8 and ::1)", quote(s))
 	}
-	return fmt.Errorf("service URL %q is not an absolute https URL", s)
+	return fmt.Errorf("service URL %s is not an absolute https URL", quote(s))
+}
+
+// quote quotes s for a problem, cut to maxQuoted bytes.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := strings.ToValidUTF8(s[:maxQuoted], "")
+	return strconv.Quote(cut) + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 func isLoopback(host string) bool {
