@@ -1,8 +1,10 @@
 package probe
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	blockreport "github.com/blockreport/blockreport"
@@ -139,6 +141,12 @@ func TestClassifyDetailIsShortAndSafe(t *testing.T) {
 	}
 }
 
+// Secrets the fuzz seeds put in bodies; Classify must never repeat them.
+const (
+	fuzzJWT    = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2FwaS5ib3RmcmFtZXdvcmsuY29tIn0.c2lnbmF0dXJl"
+	fuzzSecret = "S3cr3t-canary-7f3a9"
+)
+
 func FuzzClassify(f *testing.F) {
 	f.Add(200, []byte(`{"id":"1"}`))
 	f.Add(403, []byte(`{"error":{"code":"ConversationBlockedByUser","message":"User blocked the conversation with the bot."}}`))
@@ -147,6 +155,8 @@ func FuzzClassify(f *testing.F) {
 	f.Add(403, []byte{})
 	f.Add(504, []byte(`<html><title>504</title></html>`))
 	f.Add(0, []byte{0xff, 0xfe, '{'})
+	f.Add(500, []byte(`{"error":{"code":"ServiceError","message":"token `+fuzzJWT+` rejected; Authorization: Bearer `+fuzzSecret+`"}}`))
+	f.Add(401, []byte(`{"error":"invalid_client","error_description":"client_secret=`+fuzzSecret+`"}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		st, reason, detail := Classify(status, body)
 		if !st.Valid() {
@@ -163,6 +173,30 @@ func FuzzClassify(f *testing.F) {
 		}
 		if utf8.RuneCountInString(detail) > maxDetail || utf8.RuneCountInString(reason) > maxReason {
 			t.Fatalf("Classify(%d, %q): reason/detail too long", status, body)
+		}
+		if strings.IndexFunc(reason+detail, unicode.IsControl) >= 0 {
+			t.Fatalf("Classify(%d, %q): control character in %q / %q", status, body, reason, detail)
+		}
+		// The status follows the HTTP status class; the body only refines
+		// a 403 or a 404.
+		ok2xx := status >= 200 && status < 300
+		switch {
+		case (st == blockreport.StatusReachable) != ok2xx:
+			t.Fatalf("Classify(%d, %q) = %q: reachable exactly for 2xx", status, body, st)
+		case (st == blockreport.StatusThrottled) != (status == 429):
+			t.Fatalf("Classify(%d, %q) = %q: throttled exactly for 429", status, body, st)
+		case st == blockreport.StatusNotFound && status != 404,
+			(st == blockreport.StatusBlocked || st == blockreport.StatusUninstalled ||
+				st == blockreport.StatusAdminDisabled || st == blockreport.StatusForbidden) && status != 403:
+			t.Fatalf("Classify(%d, %q) = %q from the body alone", status, body, st)
+		}
+		// A JWT is recognisable anywhere; a plain secret only after a
+		// keyword (Bearer, client_secret, ...), which the seeds hold.
+		if bytes.Contains(body, []byte(fuzzJWT)) && strings.Contains(reason+detail, fuzzJWT) {
+			t.Fatalf("Classify(%d, %q) repeats a token: %q / %q", status, body, reason, detail)
+		}
+		if st2, r2, d2 := Classify(status, body); st2 != st || r2 != reason || d2 != detail {
+			t.Fatalf("Classify(%d, %q) is not deterministic", status, body)
 		}
 	})
 }
