@@ -23,6 +23,10 @@ demo: build
 golden:
 	$(GO) test ./report -run HTML -update
 
+# The 200,000-reference fault-injection soak (short version runs in make test).
+soak:
+	BLOCKREPORT_SOAK=1 $(GO) test -count=1 -run '^TestSoak$$' -timeout=60m -v ./cmd/blockreport
+
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=60m ./...
 

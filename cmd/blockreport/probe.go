@@ -45,6 +45,7 @@ type probeConfig struct {
 	appPassword   string           // from the file or the environment, never a flag
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
+	backoffBase   time.Duration    // first retry backoff (0: the probe default); tests shorten it
 	resumeFlag    int              // --resume as parsed, copied into Resume
 	now           func() time.Time // clock of the run's times (nil: time.Now); the demo dates a run back
 }
@@ -230,7 +231,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
 		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
 		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
-		Grace: cfg.Grace, StoreWait: cfg.StoreWait, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
+		Grace: cfg.Grace, StoreWait: cfg.StoreWait, BackoffBase: cfg.backoffBase, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
 	}
 	prober, err := probe.New(pcfg)
 	if err != nil {
