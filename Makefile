@@ -13,6 +13,17 @@ build:
 
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=5s ./probe
+	$(GO) test -run='^$$' -fuzz='^FuzzAllowList$$' -fuzztime=5s ./probe
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5s ./ingest
+
+# Longer fuzzing: make fuzz FUZZTIME=10m. New failing inputs land in the
+# package's testdata/fuzz/<Target>/: commit them as regression seeds.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=$(FUZZTIME) ./probe
+	$(GO) test -run='^$$' -fuzz='^FuzzAllowList$$' -fuzztime=$(FUZZTIME) ./probe
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./ingest
 
 test-short:
 	$(GO) test -short ./...
