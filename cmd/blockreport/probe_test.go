@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,12 +357,20 @@ func TestProbeKill9(t *testing.T) {
 	checkOneResultEach(t, db, run.ID, fake)
 }
 
-// TestProbeHelperProcess is the probe command run as a subprocess by
-// TestProbeKill9; it does nothing in a normal test run.
+// TestProbeHelperProcess is the command run as a subprocess by
+// TestProbeKill9 and the SIGTERM tests, with main's signal handling; it runs
+// "probe" unless BLOCKREPORT_HELPER_ARGS gives other arguments (separated by
+// spaces). It does nothing in a normal test run.
 func TestProbeHelperProcess(t *testing.T) {
 	if os.Getenv("BLOCKREPORT_PROBE_HELPER") != "1" {
 		return
 	}
-	err := run(context.Background(), []string{"probe"}, os.Getenv, os.Stdout, os.Stderr)
+	args := []string{"probe"}
+	if a := os.Getenv("BLOCKREPORT_HELPER_ARGS"); a != "" {
+		args = strings.Fields(a)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
