@@ -114,7 +114,7 @@ func BenchmarkThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer fake.Close()
-			cfg := fakeConfig(fake, rate, max(32, tenants*int(rate)/4)) // in flight = rate × latency, with headroom
+			cfg := fakeConfig(fake, rate, DefaultConcurrency) // what users get by default
 			p, err := New(cfg)
 			if err != nil {
 				b.Fatal(err)

@@ -36,6 +36,9 @@ var (
 	ErrInterrupted = errors.New("probe run interrupted")
 )
 
+// DefaultConcurrency is the default bound on requests in flight.
+const DefaultConcurrency = 256
+
 // Mode is what the probe sends to each conversation.
 type Mode string
 
@@ -69,7 +72,11 @@ type Config struct {
 	Mode    Mode   // default typing
 	Message []byte // ModeMessage: plain text, or Adaptive Card / activity JSON
 
-	Concurrency       int           // requests in flight, default 32
+	// Concurrency bounds the requests in flight across tenants (default
+	// 256). The per-tenant rate, not this, paces the run; it only has to
+	// cover tenants × rate × latency (20 tenants at 40/s with a 150 ms mean
+	// latency keep ~120 requests in flight).
+	Concurrency       int
 	TenantParallelism int           // tenants dispatched at once, default 64
 	Rate              float64       // requests per second per tenant, default 40
 	Timeout           time.Duration // per request, default 15s
@@ -100,7 +107,7 @@ func (c *Config) defaults() {
 		c.Mode = ModeTyping
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 32
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.TenantParallelism <= 0 {
 		c.TenantParallelism = 64
@@ -224,8 +231,8 @@ func New(cfg Config) (*Prober, error) {
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        4 * cfg.Concurrency,
-			MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+			MaxIdleConns:        2 * cfg.Concurrency,
+			MaxIdleConnsPerHost: cfg.Concurrency,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 		}}

@@ -113,7 +113,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.stringVar(&cfg.GCCServiceURL, "gcc-service-url", "", "service URL to retry a 403 InvalidBotApiHost on (default: the cloud's GCC URL; tests)", "BLOCKREPORT_GCC_SERVICE_URL")
 	fs.stringVar(&cfg.Mode, "mode", "typing", "probe: typing (low intrusion), message (sends --message-file; the documented method) or members (read-only; never detects blocks)", "BLOCKREPORT_MODE")
 	fs.stringVar(&cfg.MessageFile, "message-file", "", "message mode: file with the text or Adaptive Card JSON to send", "BLOCKREPORT_MESSAGE_FILE")
-	fs.intVar(&cfg.Concurrency, "concurrency", 32, "requests in flight at most", "BLOCKREPORT_CONCURRENCY")
+	fs.intVar(&cfg.Concurrency, "concurrency", probe.DefaultConcurrency, "requests in flight at most, across tenants (the per-tenant --rate paces the run)", "BLOCKREPORT_CONCURRENCY")
 	fs.floatVar(&cfg.Rate, "rate", 40, "requests per second per tenant (Teams allows 50)", "BLOCKREPORT_RATE")
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
