@@ -3,16 +3,13 @@ package report
 import (
 	"context"
 	"os"
-	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/internal/memtest"
 )
 
 // genSource generates n rows on the fly: a 1,000,000-conversation run
@@ -87,51 +84,12 @@ func (g genSource) Rows(ctx context.Context, runID int64, fn func(blockreport.Ro
 	return nil
 }
 
-// peak samples the memory the Go runtime holds from the OS (mapped minus
-// released to the OS) every 5 ms and reports the highest value seen; it also resets and reads the process's
-// peak resident set size (Linux VmHWM).
-type peak struct {
-	stop chan struct{}
-	done sync.WaitGroup
-	max  uint64
-}
-
-func startPeak() *peak {
-	runtime.GC()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM on Linux
-	p := &peak{stop: make(chan struct{})}
-	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	p.done.Add(1)
-	go func() {
-		defer p.done.Done()
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64() - sample[1].Value.Uint64(); v > p.max {
-				p.max = v
-			}
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return p
-}
-
-func (p *peak) end(b *testing.B) {
-	close(p.stop)
-	p.done.Wait()
-	b.ReportMetric(float64(p.max)/(1<<20), "peak-go-MB")
-	if s, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, l := range strings.Split(string(s), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-				kb, _ := strconv.Atoi(f[1])
-				b.ReportMetric(float64(kb)/1024, "peak-rss-MB")
-			}
-		}
+// reportPeak records the peak memory a sampler saw as benchmark metrics.
+func reportPeak(b *testing.B, s *memtest.Sampler) {
+	rss, goMem := s.Stop()
+	b.ReportMetric(goMem, "peak-go-MB")
+	if rss > 0 {
+		b.ReportMetric(rss, "peak-rss-MB")
 	}
 }
 
@@ -145,7 +103,7 @@ func BenchmarkReport1M(b *testing.B) {
 	dir := b.TempDir()
 	b.Run("html", func(b *testing.B) {
 		for range b.N {
-			p := startPeak()
+			p := memtest.Start(5 * time.Millisecond)
 			r, err := Build(ctx, src, 12, Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -159,7 +117,7 @@ func BenchmarkReport1M(b *testing.B) {
 			}
 			st, _ := f.Stat()
 			f.Close()
-			p.end(b)
+			reportPeak(b, p)
 			b.ReportMetric(float64(st.Size())/(1<<20), "file-MB")
 		}
 	})
@@ -175,7 +133,7 @@ func benchWorkbook(b *testing.B, name string, src genSource, dir string) {
 	ctx := context.Background()
 	b.Run(name, func(b *testing.B) {
 		for range b.N {
-			p := startPeak()
+			p := memtest.Start(5 * time.Millisecond)
 			r, err := Build(ctx, src, 12, Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -189,7 +147,7 @@ func benchWorkbook(b *testing.B, name string, src genSource, dir string) {
 			}
 			st, _ := f.Stat()
 			f.Close()
-			p.end(b)
+			reportPeak(b, p)
 			b.ReportMetric(float64(st.Size())/(1<<20), "file-MB")
 		}
 	})

@@ -1,23 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/faketeams"
+	"github.com/blockreport/blockreport/internal/memtest"
 	"github.com/blockreport/blockreport/store"
 )
 
@@ -82,13 +79,13 @@ func TestSoak(t *testing.T) {
 	u := "sqlite:" + filepath.Join(t.TempDir(), "soak.db")
 	db := openSeeded(t, u, fake.References())
 
-	mem := startMemSampler()
+	mem := memtest.Start(50 * time.Millisecond)
 	start := time.Now()
 	stderr, code := runProbeWith(t, probeEnv(fake, u, nil), func(cfg *probeConfig) { cfg.backoffBase = c.backoff },
 		"--rate", fmt.Sprint(c.rate), "--concurrency", strconv.Itoa(c.concurrency),
 		"--timeout", c.timeout.String(), "--attempts", strconv.Itoa(c.attempts), "--grace", "5s")
 	elapsed := time.Since(start)
-	peakRSS, peakGo := mem.stop()
+	peakRSS, peakGo := mem.Stop()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -193,61 +190,4 @@ func routeCounts(m map[string]int) string {
 		parts[i] = k + " " + strconv.Itoa(m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-// memSampler measures the peak memory of this process: the kernel's peak
-// RSS (VmHWM, reset through /proc/self/clear_refs at the start) and the Go
-// runtime's mapped memory, sampled every 50 ms.
-type memSampler struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	peak uint64
-}
-
-func startMemSampler() *memSampler {
-	runtime.GC()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM; not fatal where unsupported
-	m := &memSampler{done: make(chan struct{})}
-	m.wg.Go(func() {
-		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64() - s[1].Value.Uint64(); v > m.peak {
-				m.peak = v
-			}
-			select {
-			case <-m.done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return m
-}
-
-// stop returns the peak RSS and the peak Go memory, in MiB.
-func (m *memSampler) stop() (rss, goMem float64) {
-	close(m.done)
-	m.wg.Wait()
-	return float64(vmHWM()) / (1 << 20), float64(m.peak) / (1 << 20)
-}
-
-// vmHWM is the process's peak resident set size in bytes (0 if unknown).
-func vmHWM() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
