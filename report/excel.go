@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/xuri/excelize/v2"
@@ -362,7 +363,7 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 	}
 	detects := "unknown"
 	if len(r.Mode.Detects) > 0 {
-		detects = join(r.Mode.Detects, ", ")
+		detects = strings.Join(r.Mode.Detects, ", ")
 	}
 	facts := [][2]any{
 		{"Run", r.Run.ID},
@@ -373,7 +374,7 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Probe mode", r.Mode.Name},
 		{"What the mode does", r.Mode.Description},
 		{"Can detect", detects},
-		{"Cannot detect", join(r.Mode.CannotDetect, "; ")},
+		{"Cannot detect", strings.Join(r.Mode.CannotDetect, "; ")},
 		{"Muting", mutingNote},
 	}
 	// Each fact's value spans B:I, wrapped, so that the columns below can
@@ -537,17 +538,6 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 func countValues(total int, c Counts) []any {
 	return []any{total, c[blockreport.StatusReachable], c[blockreport.StatusBlocked], c[blockreport.StatusUninstalled],
 		c[blockreport.StatusAdminDisabled], c[blockreport.StatusNotFound], c.Unchecked(), c[blockreport.StatusOptedOut]}
-}
-
-func join(s []string, sep string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += sep
-		}
-		out += x
-	}
-	return out
 }
 
 var trendHeader = []string{"Run", "Started", "Mode", "State", "Total", "Reachable", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out"}
