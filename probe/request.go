@@ -311,11 +311,11 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 				continue
 			}
 		case o.status == http.StatusTooManyRequests:
-			d, ok := retryAfter(o.header, p.cfg.Now())
+			d, ok := retryAfter(o.header, p.cfg.Now(), p.cfg.MaxRetryAfter)
 			if !ok {
-				d = p.backoff(o.attempts)
+				d = min(p.backoff(o.attempts), p.cfg.MaxRetryAfter)
 			}
-			pc.throttled(min(d, p.cfg.MaxRetryAfter))
+			pc.throttled(d)
 		case retryable(o.status):
 		default:
 			pc.ok()
@@ -352,17 +352,28 @@ func (p *Prober) backoff(n int) time.Duration {
 	return d/2 + time.Duration(p.cfg.Rand()*float64(d/2))
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+// retryAfter reads a Retry-After header (seconds or an HTTP date) as a
+// pause in [0, maxPause]. The value is capped before it becomes a Duration,
+// so a huge or infinite number cannot overflow into a negative pause. A date
+// in the past means no pause; ok is false when there is no usable value
+// (absent, negative, NaN, garbage).
+func retryAfter(h http.Header, now time.Time, maxPause time.Duration) (d time.Duration, ok bool) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+	if n, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if !(n >= 0) { // negative or NaN
+			return 0, false
+		}
+		if n >= maxPause.Seconds() {
+			return maxPause, true
+		}
 		return time.Duration(n * float64(time.Second)), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		// Sub saturates instead of overflowing for dates far away.
+		return min(max(t.Sub(now), 0), maxPause), true
 	}
 	return 0, false
 }
