@@ -2,12 +2,14 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -579,5 +581,52 @@ func TestOpenSQLiteCreatesFile(t *testing.T) {
 	}
 	if _, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "missing", "dir", "x.db"), nil); err == nil {
 		t.Error("Open in a missing directory succeeded")
+	}
+}
+
+// rawDB opens the backend's database directly, for what the store API does
+// not offer (listing tables, deleting a reference behind the store's back).
+func rawDB(t *testing.T, b backend) *sql.DB {
+	t.Helper()
+	driver, dsn, err := store.ParseURL(b.url)
+	if err != nil {
+		t.Fatalf("ParseURL: %v", err)
+	}
+	x, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", b.name, err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+func TestSchemaTables(t *testing.T) {
+	queries := map[string]string{
+		"sqlite":   `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+		"postgres": `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`,
+	}
+	want := []string{"conversation_references", "goose_db_version", "probe_results", "probe_runs"}
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			rows, err := rawDB(t, b).QueryContext(context.Background(), queries[b.name])
+			if err != nil {
+				t.Fatalf("list tables: %v", err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var name string
+				if err := rows.Scan(&name); err != nil {
+					t.Fatalf("list tables: %v", err)
+				}
+				got = append(got, name)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatalf("list tables: %v", err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("tables = %q, want %q (no unused tables)", got, want)
+			}
+		})
 	}
 }

@@ -61,17 +61,7 @@ CREATE INDEX probe_results_reference ON probe_results (reference_id, run_id);
 -- Totals per run.
 CREATE INDEX probe_results_run_status ON probe_results (run_id, status);
 
--- Optional progress per tenant of a run.
-CREATE TABLE probe_run_tenants (
-    run_id     BIGINT NOT NULL REFERENCES probe_runs (id) ON DELETE CASCADE,
-    tenant_id  TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (run_id, tenant_id)
-);
-
 -- +goose Down
-DROP TABLE probe_run_tenants;
 DROP TABLE probe_results;
 DROP TABLE probe_runs;
 DROP TABLE conversation_references;
