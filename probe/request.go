@@ -316,12 +316,14 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 				d = min(p.backoff(o.attempts), p.cfg.MaxRetryAfter)
 			}
 			pc.throttled(d)
-		case retryable(o.status):
-		default:
+		}
+		if !retryable(o.status) {
+			// Any definite answer (a 403 Blocked as much as a 200) shows the
+			// tenant is not throttled: its rate recovers.
 			pc.ok()
 			return o
 		}
-		if !retryable(o.status) || o.attempts >= p.cfg.Attempts {
+		if o.attempts >= p.cfg.Attempts {
 			return o
 		}
 		if o.status != http.StatusTooManyRequests { // a 429 pause is waited in pc.wait

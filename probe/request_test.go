@@ -1,9 +1,12 @@
 package probe
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
+
+	blockreport "github.com/blockreport/blockreport"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -49,5 +52,38 @@ func TestRetryAfter(t *testing.T) {
 				t.Errorf("Retry-After %q: pause %v outside [0, %v]", tt.value, got, maxPause)
 			}
 		})
+	}
+}
+
+// TestRateRecoversAfter429WhileBlocked: after one 429 the tenant's rate is
+// halved; the definite 403 answers that follow (blocked users) count as
+// successes for the pacer, so the rate climbs back to --rate.
+func TestRateRecoversAfter429WhileBlocked(t *testing.T) {
+	tok, _ := tokenServer(t)
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		if n == 1 {
+			return 429, `{"error":{"code":"Throttled"}}`, http.Header{"Retry-After": {"0"}}
+		}
+		return 403, `{"error":{"code":"ConversationBlockedByUser","message":"User blocked the conversation with the bot."}}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 60 {
+		refs = append(refs, personal(int64(i+1), "t", conn.URL+"/amer/"))
+	}
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Concurrency = 1 // the 429 comes first
+	p := mustNew(t, cfg)
+	st := newMemStore(refs)
+	if err := p.Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.result(t, 1).Status; got != blockreport.StatusBlocked {
+		t.Errorf("reference 1 after its 429: %s, want blocked", got)
+	}
+	if st.count() != len(refs) {
+		t.Errorf("%d results, want %d", st.count(), len(refs))
+	}
+	if got := p.pacer("t").current(); got != cfg.Rate {
+		t.Errorf("rate after one 429 and %d blocked answers: %g/s, want %g/s", len(refs), got, cfg.Rate)
 	}
 }
