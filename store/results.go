@@ -90,7 +90,8 @@ const saveChunk = 500
 // status_since (that result's status_since when the status is unchanged,
 // else the start of this run). A result with NewConversationID sets the
 // reference's conversation id, unless another reference of the same tenant
-// and user already has that id.
+// and user already has that id. A result whose reference was deleted in the
+// meantime is skipped: there is nothing left to report it on.
 func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) error {
 	if len(results) == 0 {
 		return nil
@@ -133,6 +134,13 @@ type prevResult struct {
 }
 
 func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Result, started map[int64]time.Time) error {
+	results, err := db.withReference(ctx, q, results)
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		return nil
+	}
 	// The latest earlier result of each reference, per run of the chunk
 	// (a chunk normally holds one run).
 	prev := map[[2]int64]prevResult{}
@@ -174,7 +182,7 @@ func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Re
 		args = append(args, r.RunID, r.ReferenceID, string(r.Status), r.Reason, r.HTTPStatus, r.Detail, r.Attempts,
 			r.Latency.Milliseconds(), db.ts(r.ProbedAt), string(p.status), db.ts(since))
 	}
-	_, err := q.ExecContext(ctx, db.rebind(`INSERT INTO probe_results
+	_, err = q.ExecContext(ctx, db.rebind(`INSERT INTO probe_results
 		(run_id, reference_id, status, reason, http_status, detail, attempts, latency_ms, probed_at, previous_status, status_since)
 		VALUES `+placeholders(len(results), 11)+`
 		ON CONFLICT (run_id, reference_id) DO NOTHING`), args...)
@@ -195,6 +203,43 @@ func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Re
 		}
 	}
 	return nil
+}
+
+// withReference returns the results whose reference still exists. A
+// reference deleted while its probe was in flight leaves nothing to report
+// on, and its result would fail the foreign key of the whole INSERT.
+func (db *DB) withReference(ctx context.Context, q queryer, results []blockreport.Result) ([]blockreport.Result, error) {
+	ids := make([]any, len(results))
+	for i, r := range results {
+		ids[i] = r.ReferenceID
+	}
+	rows, err := q.QueryContext(ctx, db.rebind(`SELECT id FROM conversation_references
+		WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`), ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read references: %w", err)
+	}
+	defer rows.Close()
+	exists := make(map[int64]bool, len(results))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read references: %w", err)
+		}
+		exists[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read references: %w", err)
+	}
+	if len(exists) == len(results) {
+		return results, nil
+	}
+	kept := make([]blockreport.Result, 0, len(exists))
+	for _, r := range results {
+		if exists[r.ReferenceID] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
 }
 
 // CountResults returns the number of results recorded for run runID.

@@ -630,3 +630,34 @@ func TestSchemaTables(t *testing.T) {
 		})
 	}
 }
+
+func TestSaveResultsSkipsDeletedReferences(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			if _, err := b.db.UpsertReferences(ctx, []blockreport.Reference{ref("t1", "a:1", "29:1", "A"), ref("t1", "a:2", "29:2", "B")}, t0); err != nil {
+				t.Fatalf("UpsertReferences: %v", err)
+			}
+			run := createRun(t, b.db)
+			refs := pending(t, b.db, run.ID, "t1")
+			// The reference is deleted while its probe is in flight.
+			if _, err := rawDB(t, b).ExecContext(ctx, `DELETE FROM conversation_references WHERE id = `+fmt.Sprint(refs[0].ID)); err != nil {
+				t.Fatalf("delete reference: %v", err)
+			}
+			if err := b.db.SaveResults(ctx, []blockreport.Result{
+				result(run.ID, refs[0].ID, blockreport.StatusReachable),
+				result(run.ID, refs[1].ID, blockreport.StatusBlocked),
+			}); err != nil {
+				t.Fatalf("SaveResults with one deleted reference: %v", err)
+			}
+			rows := allRows(t, b.db, run.ID)
+			if len(rows) != 1 || rows[0].ReferenceID != refs[1].ID || rows[0].Status != blockreport.StatusBlocked {
+				t.Errorf("rows = %+v, want only the result of reference %d", rows, refs[1].ID)
+			}
+			// Only orphans: nothing to write, no error.
+			if err := b.db.SaveResults(ctx, []blockreport.Result{result(run.ID, refs[0].ID, blockreport.StatusReachable)}); err != nil {
+				t.Errorf("SaveResults of only a deleted reference: %v", err)
+			}
+		})
+	}
+}
