@@ -81,7 +81,7 @@ type Config struct {
 	Rate              float64       // requests per second per tenant, default 40
 	Timeout           time.Duration // per request, default 15s
 	Attempts          int           // per request, default 5
-	Grace             time.Duration // for in-flight probes after cancellation, default 10s
+	Grace             time.Duration // for in-flight probes after cancellation, default 10s; negative: none
 	BackoffBase       time.Duration // first retry backoff, default 1s
 	BackoffMax        time.Duration // default 30s
 	MaxRetryAfter     time.Duration // cap on a Retry-After pause, default 2m
@@ -121,7 +121,7 @@ func (c *Config) defaults() {
 	if c.Attempts <= 0 {
 		c.Attempts = 5
 	}
-	if c.Grace <= 0 {
+	if c.Grace == 0 {
 		c.Grace = 10 * time.Second
 	}
 	if c.BackoffBase <= 0 {
@@ -389,7 +389,7 @@ func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []strin
 		case <-done:
 			return
 		}
-		t := time.NewTimer(p.cfg.Grace)
+		t := time.NewTimer(max(p.cfg.Grace, 0))
 		defer t.Stop()
 		select {
 		case <-t.C:

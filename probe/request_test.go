@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -85,5 +86,33 @@ func TestRateRecoversAfter429WhileBlocked(t *testing.T) {
 	}
 	if got := p.pacer("t").current(); got != cfg.Rate {
 		t.Errorf("rate after one 429 and %d blocked answers: %g/s, want %g/s", len(refs), got, cfg.Rate)
+	}
+}
+
+// TestNoGraceCutsInFlightProbes: with a negative Grace, cancellation cuts
+// off the probe in flight at once (no result; the next run probes it), where
+// the default grace would let it finish.
+func TestNoGraceCutsInFlightProbes(t *testing.T) {
+	tok, _ := tokenServer(t)
+	inFlight := make(chan struct{}, 1)
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		select {
+		case inFlight <- struct{}{}:
+		default:
+		}
+		time.Sleep(2 * time.Second) // answers, but only after a while
+		return 200, `{}`, nil
+	})
+	st := newMemStore([]blockreport.Reference{personal(1, "t", conn.URL+"/amer/")})
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Grace = -1
+	p := mustNew(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-inFlight; cancel() }()
+	if err := p.Run(ctx, st, 1); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	if n := st.count(); n != 0 {
+		t.Errorf("%d results: the in-flight probe was not cut off", n)
 	}
 }

@@ -117,7 +117,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.floatVar(&cfg.Rate, "rate", 40, "requests per second per tenant (Teams allows 50)", "BLOCKREPORT_RATE")
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
-	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish", "BLOCKREPORT_GRACE")
+	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish (0: none, they are cut off)", "BLOCKREPORT_GRACE")
 	fs.durationVar(&cfg.StoreWait, "store-wait", time.Minute, "how long a failing database is retried before the run stops as interrupted (resumable)", "BLOCKREPORT_STORE_WAIT")
 	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
 }
@@ -213,6 +213,21 @@ type probeParams struct {
 	Attempts    int      `json:"attempts"`
 }
 
+// proberConfig is the probe.Config of the checked flags.
+func (cfg probeConfig) proberConfig(logger *slog.Logger) probe.Config {
+	grace := cfg.Grace
+	if grace == 0 {
+		grace = -1 // --grace 0: none (a zero probe.Config.Grace is the default)
+	}
+	return probe.Config{
+		AppID: cfg.AppID, AppPassword: cfg.appPassword, AppTenant: cfg.AppTenant,
+		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
+		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
+		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
+		Grace: grace, StoreWait: cfg.StoreWait, BackoffBase: cfg.backoffBase, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
+	}
+}
+
 // probeRun takes the store lock, resumes the unfinished run (or --resume
 // RUN) or creates one, probes every pending reference and records the run's
 // final state. It is the reusable core of the probe command.
@@ -226,13 +241,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	}
 	defer release()
 
-	pcfg := probe.Config{
-		AppID: cfg.AppID, AppPassword: cfg.appPassword, AppTenant: cfg.AppTenant,
-		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
-		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
-		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
-		Grace: cfg.Grace, StoreWait: cfg.StoreWait, BackoffBase: cfg.backoffBase, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
-	}
+	pcfg := cfg.proberConfig(logger)
 	prober, err := probe.New(pcfg)
 	if err != nil {
 		return blockreport.Run{}, err

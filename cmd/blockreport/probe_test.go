@@ -374,3 +374,34 @@ func TestProbeHelperProcess(t *testing.T) {
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
+
+// TestProbeGraceFlag: --grace 0 means no grace at all, not the prober's
+// default of 10 s.
+func TestProbeGraceFlag(t *testing.T) {
+	env := map[string]string{
+		"BLOCKREPORT_DB":         "sqlite:" + filepath.Join(t.TempDir(), "b.db"),
+		"MICROSOFT_APP_ID":       "app",
+		"MICROSOFT_APP_PASSWORD": "pw",
+	}
+	getenv := func(k string) string { return env[k] }
+	for _, tt := range []struct {
+		args  []string
+		check func(time.Duration) bool
+		want  string
+	}{
+		{nil, func(d time.Duration) bool { return d == 10*time.Second }, "10s"},
+		{[]string{"--grace", "3s"}, func(d time.Duration) bool { return d == 3*time.Second }, "3s"},
+		{[]string{"--grace", "0"}, func(d time.Duration) bool { return d < 0 }, "negative (none)"},
+	} {
+		cfg, err := parseProbeFlags(tt.args, getenv, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if g := cfg.proberConfig(nil).Grace; !tt.check(g) {
+			t.Errorf("%v: probe grace %v, want %s", tt.args, g, tt.want)
+		}
+	}
+	if _, err := parseProbeFlags([]string{"--grace", "-1s"}, getenv, io.Discard); err == nil {
+		t.Error("--grace -1s accepted")
+	}
+}
