@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -134,6 +135,34 @@ func (a allowList) check(u *url.URL) error {
 		return fmt.Errorf("service URL scheme %q: want https", u.Scheme)
 	}
 	return fmt.Errorf("service URL host %q is not in the allow-list of this cloud (add it with --allow-host if it is yours)", host)
+}
+
+// CheckTokenURL returns nil when tokenURL may receive the app secret: an
+// absolute https URL, or plain http to a loopback host (127.0.0.0/8, ::1,
+// localhost), without user info. Anything else would send the secret in
+// plain text or to an unintended place.
+func CheckTokenURL(tokenURL string) error {
+	u, err := url.Parse(strings.TrimSpace(tokenURL))
+	if err != nil {
+		return errors.New("token URL does not parse")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return errors.New("token URL is not an absolute URL")
+	}
+	if u.User != nil {
+		return errors.New("token URL carries user info")
+	}
+	host := strings.ToLower(u.Hostname())
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(host) {
+			return nil
+		}
+		return fmt.Errorf("token URL host %q: plain http would send the app secret in clear text; want https (http only for loopback hosts)", host)
+	}
+	return fmt.Errorf("token URL scheme %q: want https", u.Scheme)
 }
 
 func isLoopback(host string) bool {

@@ -246,6 +246,8 @@ func New(cfg Config) (*Prober, error) {
 	tokenURL := cfg.TokenURL
 	if tokenURL == "" {
 		tokenURL = prof.tokenURL(cfg.AppTenant)
+	} else if err := CheckTokenURL(tokenURL); err != nil {
+		return nil, err
 	}
 	tokClient := client
 	if tokClient.Timeout == 0 {

@@ -105,7 +105,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.stringVar(&cfg.AppPasswordFile, "app-password-file", "", "file holding the app password (else env MICROSOFT_APP_PASSWORD or BOT_PASSWORD)", "BLOCKREPORT_APP_PASSWORD_FILE")
 	fs.stringVar(&cfg.AppTenant, "app-tenant", "", "tenant id of a single-tenant bot (empty: multi-tenant, botframework.com)", "BLOCKREPORT_APP_TENANT", "MICROSOFT_APP_TENANT_ID")
 	fs.stringVar(&cfg.Cloud, "cloud", "public", "cloud: public, gcc, gcch or dod", "BLOCKREPORT_CLOUD")
-	fs.stringVar(&cfg.TokenURL, "token-url", "", "token endpoint override (tests)", "BLOCKREPORT_TOKEN_URL")
+	fs.stringVar(&cfg.TokenURL, "token-url", "", "token endpoint override (tests); https, or plain http only to a loopback host", "BLOCKREPORT_TOKEN_URL")
 	if v := getenv("BLOCKREPORT_ALLOW_HOSTS"); v != "" {
 		_ = cfg.AllowHosts.Set(v)
 	}
@@ -145,6 +145,11 @@ func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 	case probe.CloudPublic, probe.CloudGCC, probe.CloudGCCH, probe.CloudDoD:
 	default:
 		return usageErrorf("%s: --cloud %q: want public, gcc, gcch or dod", cmd, cfg.Cloud)
+	}
+	if cfg.TokenURL != "" {
+		if err := probe.CheckTokenURL(cfg.TokenURL); err != nil {
+			return usageErrorf("%s: --token-url: %v", cmd, err)
+		}
 	}
 	switch {
 	case cfg.Concurrency < 1:

@@ -405,3 +405,28 @@ func TestProbeGraceFlag(t *testing.T) {
 		t.Error("--grace -1s accepted")
 	}
 }
+
+// TestProbeTokenURLMustBeHTTPS: --token-url to a non-loopback host over
+// plain http is a usage error naming the flag; nothing is sent.
+func TestProbeTokenURLMustBeHTTPS(t *testing.T) {
+	fake := startFake(t, faketeams.Config{})
+	u := "sqlite:" + filepath.Join(t.TempDir(), "b.db")
+	for _, tokenURL := range []string{"http://any-host/token", "http://10.1.2.3:8080/token", "ftp://127.0.0.1/token"} {
+		stderr, code := runProbeCmd(t, context.Background(), probeEnv(fake, u, nil), "--token-url", tokenURL)
+		if code != 2 || !strings.Contains(stderr, "--token-url") {
+			t.Errorf("--token-url %s: exit %d, %q; want 2 naming --token-url", tokenURL, code, stderr)
+		}
+		if strings.Contains(stderr, faketeams.DefaultAppSecret) {
+			t.Errorf("--token-url %s: secret in the message", tokenURL)
+		}
+	}
+	if st := fake.Stats(); len(st.Requests) != 0 || st.TokensIssued != 0 {
+		t.Errorf("requests reached the fake: %v", st.Requests)
+	}
+	env := map[string]string{"BLOCKREPORT_DB": u, "MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": "pw"}
+	for _, tokenURL := range []string{"https://login.example/t", "http://127.0.0.1:9/t", "http://[::1]:9/t", "http://localhost:9/t"} {
+		if _, err := parseProbeFlags([]string{"--token-url", tokenURL}, func(k string) string { return env[k] }, io.Discard); err != nil {
+			t.Errorf("--token-url %s: %v", tokenURL, err)
+		}
+	}
+}
