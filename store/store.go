@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func ParseURL(rawURL string) (driver, dsn string, err error) {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return "", "", fmt.Errorf("database URL %s: %v", redact(rawURL), err)
+			return "", "", fmt.Errorf("database URL %s: %v", RedactURL(rawURL), err)
 		}
 		q := u.Query()
 		if q.Get("connect_timeout") == "" {
@@ -77,7 +78,7 @@ func ParseURL(rawURL string) (driver, dsn string, err error) {
 		dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_txlock=immediate"
 		return SQLite, dsn, nil
 	}
-	return "", "", fmt.Errorf("database URL %s: want postgres://..., postgresql://... or sqlite:PATH", redact(rawURL))
+	return "", "", fmt.Errorf("database URL %s: want postgres://..., postgresql://... or sqlite:PATH", RedactURL(rawURL))
 }
 
 // sqlitePath returns the file path of a sqlite: URL ("sqlite:PATH" or
@@ -90,17 +91,63 @@ func sqlitePath(rawURL string) string {
 	return p
 }
 
-// redact returns rawURL with the password of its userinfo replaced, or a
-// placeholder when it does not parse (it might still hold a password).
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
+// redacted replaces a password wherever RedactURL finds one.
+const redacted = "xxxxx"
+
+// kvPassword matches the password settings of a key=value connection string
+// ("host=db password='pa ss'"), quoted or not.
+var kvPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)`)
+
+// RedactURL returns a database URL fit for errors, logs and help text: the
+// password of its user info and the values of its password and sslpassword
+// query parameters are replaced by "xxxxx", and so are those of a key=value
+// connection string. A URL that does not parse is not shown at all (it
+// might still hold a password). sqlite: URLs hold no password and are
+// returned as they are.
+func RedactURL(s string) string {
+	if strings.HasPrefix(s, "sqlite:") {
+		return s
+	}
+	if !strings.Contains(s, "://") && strings.Contains(s, "=") {
+		return kvPassword.ReplaceAllString(s, "${1}="+redacted)
+	}
+	u, err := url.Parse(s)
 	if err != nil {
-		if i := strings.Index(rawURL, "://"); i >= 0 {
-			return rawURL[:i] + "://(unparsable URL)"
+		if i := strings.Index(s, "://"); i >= 0 {
+			return s[:i] + "://(unparsable URL)"
 		}
 		return "(unparsable URL)"
 	}
+	u.RawQuery = redactQuery(u.RawQuery)
 	return u.Redacted()
+}
+
+// redactQuery replaces the values of the password parameters of a raw
+// query, keeping everything else as it is, separators and order included.
+// Both '&' and ';' count as separators, so that a password hidden behind a
+// ';' is masked too.
+func redactQuery(raw string) string {
+	var b strings.Builder
+	for raw != "" {
+		param := raw
+		sep := ""
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			param, sep, raw = raw[:i], raw[i:i+1], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		key, _, hasValue := strings.Cut(param, "=")
+		name := key
+		if k, err := url.QueryUnescape(key); err == nil {
+			name = k
+		}
+		if hasValue && (strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword")) {
+			param = key + "=" + redacted
+		}
+		b.WriteString(param)
+		b.WriteString(sep)
+	}
+	return b.String()
 }
 
 // Open parses url, connects, pings (giving up after a few seconds on an
@@ -113,10 +160,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{driver: driver, name: redact(rawURL), logger: logger}
+	db := &DB{driver: driver, name: RedactURL(rawURL), logger: logger}
 	if driver == SQLite {
 		db.path = sqlitePath(rawURL)
-		db.name = rawURL
 	}
 	x, err := sqlx.Open(driver, dsn)
 	if err != nil {

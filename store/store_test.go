@@ -661,3 +661,41 @@ func TestSaveResultsSkipsDeletedReferences(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"postgres://bob:hunter2@db.example.com/br", "postgres://bob:xxxxx@db.example.com/br"},
+		{"postgres://bob@db/br?password=hunter2", "postgres://bob@db/br?password=xxxxx"},
+		{"postgres://bob@db/br?sslmode=verify-full&sslpassword=hunter2&connect_timeout=5", "postgres://bob@db/br?sslmode=verify-full&sslpassword=xxxxx&connect_timeout=5"},
+		{"postgresql://db/br?PassWord=hunter2", "postgresql://db/br?PassWord=xxxxx"},
+		{"postgres://db/br?pass%77ord=hunter2", "postgres://db/br?pass%77ord=xxxxx"},
+		{"postgres://db/br?sslmode=disable;password=hunter2", "postgres://db/br?sslmode=disable;password=xxxxx"},
+		{"postgres://bob:hunter2@db/br?password=hunter2", "postgres://bob:xxxxx@db/br?password=xxxxx"},
+		{"postgres://db/br?sslmode=disable", "postgres://db/br?sslmode=disable"},
+		{"host=db user=bob password=hunter2 dbname=br", "host=db user=bob password=xxxxx dbname=br"},
+		{"host=db password = 'hunter2 \\' x' sslpassword=hunter2", "host=db password=xxxxx sslpassword=xxxxx"},
+		{"postgres://u:hunter2@[::1/x", "postgres://(unparsable URL)"},
+		{"sqlite:blockreport.db", "sqlite:blockreport.db"},
+		{"sqlite:/var/lib/my%zz@db", "sqlite:/var/lib/my%zz@db"},
+	} {
+		if got := store.RedactURL(c.in); got != c.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestOpenHidesQueryPassword(t *testing.T) {
+	for _, url := range []string{
+		"postgres://bob@127.0.0.1:1/db?password=hunter2&sslmode=disable",
+		"postgres://bob@127.0.0.1:1/db?sslmode=disable&sslpassword=hunter2",
+		"host=127.0.0.1 port=1 password=hunter2",
+	} {
+		_, err := store.Open(context.Background(), url, nil)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", url)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
+}

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blockreport/blockreport/store"
 )
 
 // flagSet is a flag.FlagSet whose flags take their defaults from environment
@@ -133,7 +134,7 @@ func (f *flagSet) common(c *commonConfig) {
 	// The default may come from the environment with a password in it:
 	// the help text shows it redacted.
 	if fl := f.Lookup("db"); fl != nil {
-		fl.DefValue = redactURL(fl.DefValue)
+		fl.DefValue = store.RedactURL(fl.DefValue)
 	}
 	f.stringVar(&c.LogFormat, "log-format", "text", "log format: text or json", "BLOCKREPORT_LOG_FORMAT")
 	f.stringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "BLOCKREPORT_LOG_LEVEL")
@@ -153,16 +154,4 @@ func (c commonConfig) logger(stderr io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
 	return nil, usageErrorf("--log-format %q: want text or json", c.LogFormat)
-}
-
-// redactURL hides the password of a URL; one that does not parse but may
-// hold user info is not shown at all.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	if strings.Contains(s, "@") {
-		return "(not shown: it does not parse and may hold a password)"
-	}
-	return s
 }
