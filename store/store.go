@@ -19,6 +19,10 @@ import (
 // ErrLocked means another blockreport run holds the store's run lock.
 var ErrLocked = errors.New("another blockreport run holds the store lock")
 
+// ErrLockLost means this process no longer holds the run lock it took
+// (see DB.CheckLock): another run may be writing to the same run.
+var ErrLockLost = errors.New("the store's run lock was lost")
+
 // ErrNotFound means there is no such run.
 var ErrNotFound = errors.New("not found")
 
@@ -38,6 +42,7 @@ type DB struct {
 	path   string // SQLite file, for the lock file next to it
 	name   string // the URL with any password redacted, for errors
 	logger *slog.Logger
+	lock   runLock
 }
 
 // ParseURL validates a database URL: "postgres://..." or "postgresql://..."

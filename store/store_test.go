@@ -699,3 +699,78 @@ func TestOpenHidesQueryPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckLock(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			if err := b.db.CheckLock(ctx); !errors.Is(err, store.ErrLockLost) {
+				t.Errorf("CheckLock without the lock: %v, want ErrLockLost", err)
+			}
+			release, err := b.db.Lock(ctx)
+			if err != nil {
+				t.Fatalf("Lock: %v", err)
+			}
+			if err := b.db.CheckLock(ctx); err != nil {
+				t.Errorf("CheckLock while held: %v", err)
+			}
+			release()
+			if err := b.db.CheckLock(ctx); !errors.Is(err, store.ErrLockLost) {
+				t.Errorf("CheckLock after release: %v, want ErrLockLost", err)
+			}
+		})
+	}
+}
+
+// TestCheckLockAfterRestart: a PostgreSQL restart drops the advisory lock
+// with its session. CheckLock takes it back when nobody else did, and
+// reports it lost when another process took it in between.
+func TestCheckLockAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.NewCluster(t)
+	url := c.NewDatabase(t)
+	db := openURL(t, url)
+	release, err := db.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	defer release()
+	restart := func() {
+		t.Helper()
+		if err := c.Stop(); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	}
+
+	restart()
+	if err := db.CheckLock(ctx); err != nil {
+		t.Fatalf("CheckLock after a restart, lock free: %v, want it re-acquired", err)
+	}
+	// Really held again: a second process cannot take it.
+	if _, err := openURL(t, url).Lock(ctx); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("Lock by another process after the re-acquire: %v, want ErrLocked", err)
+	}
+
+	restart()
+	other := openURL(t, url) // a second process, started during the outage's aftermath
+	releaseOther, err := other.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock by another process after the restart: %v", err)
+	}
+	defer releaseOther()
+	if err := db.CheckLock(ctx); !errors.Is(err, store.ErrLockLost) {
+		t.Errorf("CheckLock with the lock taken by another process: %v, want ErrLockLost", err)
+	}
+	// Lost stays lost: the other process may have resumed the run.
+	releaseOther()
+	if err := db.CheckLock(ctx); !errors.Is(err, store.ErrLockLost) {
+		t.Errorf("CheckLock after the other process released it: %v, want ErrLockLost still", err)
+	}
+	release()
+	if _, err := openURL(t, url).Lock(ctx); err != nil {
+		t.Errorf("Lock after release: %v", err)
+	}
+}
