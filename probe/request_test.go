@@ -159,3 +159,45 @@ func TestCheckTokenURL(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeTenantThenRun: ProbeTenant records the results of its tenant
+// only; Run then probes the rest, and every reference has one result from
+// one request.
+func TestProbeTenantThenRun(t *testing.T) {
+	tok, _ := tokenServer(t)
+	conn := newConnector(t, ok200)
+	var refs []blockreport.Reference
+	for i := range 10 {
+		refs = append(refs, personal(int64(i+1), []string{"tenant-a", "tenant-b"}[i%2], conn.URL+"/amer/"))
+	}
+	st := newMemStore(refs)
+	p := mustNew(t, testConfig(t, tok.URL, nil))
+	if err := p.ProbeTenant(context.Background(), st, 1, "tenant-a"); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	for _, r := range refs {
+		_, ok := st.results[r.ID]
+		if want := r.TenantID == "tenant-a"; ok != want {
+			t.Errorf("after ProbeTenant(tenant-a): reference %d of %s has a result: %v, want %v", r.ID, r.TenantID, ok, want)
+		}
+	}
+	st.mu.Unlock()
+	if pending, _ := st.PendingTenants(context.Background(), 1); len(pending) != 1 || pending[0] != "tenant-b" {
+		t.Errorf("pending tenants %v, want [tenant-b]", pending)
+	}
+	if err := p.Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != len(refs) || st.dupes != 0 {
+		t.Errorf("%d results, %d duplicates; want %d, 0", st.count(), st.dupes, len(refs))
+	}
+	if n := len(conn.requests()); n != len(refs) {
+		t.Errorf("%d requests, want %d (each reference probed once)", n, len(refs))
+	}
+	for _, r := range refs {
+		if got := st.result(t, r.ID); got.Status != blockreport.StatusReachable || got.RunID != 1 {
+			t.Errorf("reference %d: %s in run %d, want reachable in run 1", r.ID, got.Status, got.RunID)
+		}
+	}
+}
