@@ -253,7 +253,7 @@ func New(cfg Config) (*Prober, error) {
 	if tokClient.Timeout == 0 {
 		tokClient.Timeout = cfg.Timeout
 	}
-	p.tokens = newTokens(context.Background(), cfg.AppID, cfg.AppPassword, tokenURL, prof.scope, &tokClient)
+	p.tokens = newTokens(context.Background(), cfg.AppID, cfg.AppPassword, tokenURL, prof.scope, &tokClient, cfg.Logger)
 	return p, nil
 }
 
