@@ -68,9 +68,10 @@ func (db *DB) Lock(ctx context.Context) (release func(), err error) {
 }
 
 // CheckLock confirms that this process still holds the run lock taken by
-// Lock, and returns an error wrapping ErrLockLost when it cannot: the lock
-// was never taken or was released, the database cannot be reached to
-// confirm it, or another process holds it. On PostgreSQL it asks the
+// Lock. It returns an error wrapping ErrLockLost when the lock was never
+// taken, was released, or another process holds it; when the database
+// cannot be reached to confirm it, it returns that error without
+// ErrLockLost, so a caller that waits out outages can retry. On PostgreSQL it asks the
 // server whether the lock's session still holds it; when that session is
 // gone (a server restart drops it with its locks), it takes the lock back
 // on a new connection, and succeeds if nobody else took it in between.
@@ -130,7 +131,7 @@ func (db *DB) CheckLock(ctx context.Context) error {
 		l.conn = conn
 		return nil
 	}
-	return fmt.Errorf("check lock of %s: %w: %s", db.name, ErrLockLost, oneLine(err))
+	return fmt.Errorf("check lock of %s: database unreachable: %s", db.name, oneLine(err))
 }
 
 func (db *DB) lockFile() (func(), error) {

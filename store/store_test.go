@@ -745,7 +745,18 @@ func TestCheckLockAfterRestart(t *testing.T) {
 		}
 	}
 
-	restart()
+	if err := c.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	down, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = db.CheckLock(down)
+	cancel()
+	if err == nil || errors.Is(err, store.ErrLockLost) {
+		t.Errorf("CheckLock with the server down: %v, want an error that is not ErrLockLost (retryable)", err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
 	if err := db.CheckLock(ctx); err != nil {
 		t.Fatalf("CheckLock after a restart, lock free: %v, want it re-acquired", err)
 	}

@@ -326,3 +326,62 @@ func TestWriteFileAtomicENOSPC(t *testing.T) {
 		}
 	}
 }
+
+// TestLockedStoreAfterLockTakeover: a PostgreSQL restart drops the
+// advisory run lock with its session. When another process takes the lock
+// before this probe's next save, the save must write nothing and stop the
+// run (its context is cancelled with ErrLockLost), so two processes never
+// probe one run. While the lock is still ours, saves go through.
+func TestLockedStoreAfterLockTakeover(t *testing.T) {
+	ctx := context.Background()
+	cluster := pgtest.NewCluster(t)
+	u := cluster.NewDatabase(t)
+	pop := faketeams.Generate(faketeams.GenerateOptions{Users: 3, Tenants: 1, Seed: 23})
+	fake := startFake(t, faketeams.Config{Population: pop})
+	db := openSeeded(t, u, fake.References())
+	release, err := db.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	run, err := db.CreateRun(ctx, "typing", nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []blockreport.Reference
+	if err := db.Pending(ctx, run.ID, pop[0].TenantID, func(r blockreport.Reference) error { refs = append(refs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	result := func(i int) []blockreport.Result {
+		return []blockreport.Result{{RunID: run.ID, ReferenceID: refs[i].ID, Status: blockreport.StatusReachable, ProbedAt: time.Now()}}
+	}
+	runCtx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	ls := lockedStore{DB: db, lost: lost}
+	if err := ls.SaveResults(runCtx, result(0)); err != nil {
+		t.Fatalf("save while holding the lock: %v", err)
+	}
+
+	if err := cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	other := openSeeded(t, u, nil) // a second blockreport process
+	releaseOther, err := other.Lock(ctx)
+	if err != nil {
+		t.Fatalf("the second process could not take the lock after the restart: %v", err)
+	}
+	defer releaseOther()
+
+	if err := ls.SaveResults(runCtx, result(1)); !errors.Is(err, store.ErrLockLost) {
+		t.Fatalf("save after another process took the lock: %v, want ErrLockLost", err)
+	}
+	if cause := context.Cause(runCtx); !errors.Is(cause, store.ErrLockLost) {
+		t.Errorf("run context cause %v, want ErrLockLost (dispatch must stop)", cause)
+	}
+	if n, err := db.CountResults(ctx, run.ID); err != nil || n != 1 {
+		t.Errorf("%d results (err %v), want only the one saved before the lock was lost", n, err)
+	}
+}

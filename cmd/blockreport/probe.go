@@ -279,8 +279,15 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	logger.Info("probe run", "run", run.ID, "mode", run.Mode, "pending", total)
 
 	stopProgress := showProgress(prober, total, cfg.progressEvery, logger, stderr)
-	runErr := prober.Run(ctx, db, run.ID)
+	runCtx, lost := context.WithCancelCause(ctx)
+	runErr := prober.Run(runCtx, lockedStore{DB: db, lost: lost}, run.ID)
+	lost(nil)
 	stopProgress()
+	if cause := context.Cause(runCtx); errors.Is(cause, store.ErrLockLost) {
+		// Another process took the lock (after a database restart) and may
+		// be probing this run: record nothing more, not even the state.
+		return run, fmt.Errorf("run %d stopped: another blockreport process took over the store's run lock: %w", run.ID, cause)
+	}
 
 	state := blockreport.RunFinished
 	switch {
@@ -303,6 +310,25 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	}
 	fmt.Fprintf(stderr, "run %d %s: %s\n", run.ID, state, summary(run.Totals))
 	return run, runErr
+}
+
+// lockedStore saves results only while this process still holds the
+// store's run lock. A PostgreSQL restart drops the advisory lock with its
+// session; store.CheckLock takes it back, or reports that another process
+// took it, in which case both must not go on probing the same run.
+type lockedStore struct {
+	*store.DB
+	lost context.CancelCauseFunc
+}
+
+func (s lockedStore) SaveResults(ctx context.Context, results []blockreport.Result) error {
+	if err := s.DB.CheckLock(ctx); err != nil {
+		if errors.Is(err, store.ErrLockLost) {
+			s.lost(err) // stop dispatching; nothing more is written
+		}
+		return err
+	}
+	return s.DB.SaveResults(ctx, results)
 }
 
 // pickRun resumes --resume RUN or the unfinished run, else creates one.
