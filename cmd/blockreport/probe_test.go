@@ -22,9 +22,9 @@ import (
 	"github.com/blockreport/blockreport/store"
 )
 
-// probeEnv is the environment of a probe command against fake.
-func probeEnv(fake *faketeams.Server, dbURL string, extra map[string]string) func(string) string {
-	env := map[string]string{
+// fakeEnv is the environment of a command against fake and the store at dbURL.
+func fakeEnv(fake *faketeams.Server, dbURL string) map[string]string {
+	return map[string]string{
 		"BLOCKREPORT_DB":              dbURL,
 		"MICROSOFT_APP_ID":            faketeams.DefaultAppID,
 		"MICROSOFT_APP_PASSWORD":      faketeams.DefaultAppSecret,
@@ -33,6 +33,11 @@ func probeEnv(fake *faketeams.Server, dbURL string, extra map[string]string) fun
 		"BLOCKREPORT_GCC_SERVICE_URL": fake.ServiceURL("gcc"),
 		"BLOCKREPORT_LOG_LEVEL":       "warn",
 	}
+}
+
+// probeEnv is fakeEnv with extra variables, as a getenv function.
+func probeEnv(fake *faketeams.Server, dbURL string, extra map[string]string) func(string) string {
+	env := fakeEnv(fake, dbURL)
 	for k, v := range extra {
 		env[k] = v
 	}

@@ -58,15 +58,7 @@ func TestRunFailsFast(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	good := map[string]string{
-		"BLOCKREPORT_DB":              seeded,
-		"MICROSOFT_APP_ID":            faketeams.DefaultAppID,
-		"MICROSOFT_APP_PASSWORD":      faketeams.DefaultAppSecret,
-		"BLOCKREPORT_TOKEN_URL":       fake.TokenURL("botframework.com"),
-		"BLOCKREPORT_ALLOW_HOSTS":     "127.0.0.1",
-		"BLOCKREPORT_GCC_SERVICE_URL": fake.ServiceURL("gcc"),
-		"BLOCKREPORT_LOG_LEVEL":       "warn",
-	}
+	good := fakeEnv(fake, seeded)
 	with := func(changes map[string]string) map[string]string {
 		m := map[string]string{}
 		for k, v := range good {
