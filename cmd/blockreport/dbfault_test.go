@@ -138,7 +138,7 @@ func TestProbeStopsCleanlyWhenPostgresStaysDown(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
 	last := lines[len(lines)-1]
-	for _, want := range []string{fmt.Sprintf("run %d interrupted", run.ID), "probe again to resume", "store kept failing"} {
+	for _, want := range []string{fmt.Sprintf("run %d interrupted", run.ID), "again (blockreport probe or run) to resume it", "store kept failing"} {
 		if !strings.Contains(last, want) {
 			t.Errorf("last line %q does not say %q", last, want)
 		}

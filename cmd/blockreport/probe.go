@@ -296,7 +296,7 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		if ctx.Err() != nil { // a signal: the plain message
 			runErr = probe.ErrInterrupted
 		} // else the store stayed down: keep what failed
-		runErr = fmt.Errorf("run %d interrupted; run blockreport probe again to resume it: %w", run.ID, runErr)
+		runErr = fmt.Errorf("run %d interrupted; run the same command again (blockreport probe or run) to resume it: %w", run.ID, runErr)
 	case runErr != nil:
 		state = blockreport.RunFailed
 	}
