@@ -456,7 +456,8 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 			}
 			last = max(last, ref.ID)
 			n++
-			if r, ok := s.p.precheck(ref); !ok {
+			r, base, ok := s.p.precheck(ref)
+			if !ok {
 				r.RunID = s.runID
 				s.results <- r
 				return nil
@@ -465,7 +466,7 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 				return err
 			}
 			s.slots.Go(func() error {
-				if r, ok := s.probe(ref, pc); ok {
+				if r, ok := s.probe(ref, base, pc); ok {
 					s.results <- r
 				}
 				return nil // a probe outcome is data, never an errgroup error

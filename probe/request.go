@@ -71,16 +71,17 @@ func join(base *url.URL, query string, segs ...string) *url.URL {
 }
 
 // precheck decides the references that get a result without any request:
-// opted out, or invalid (bad or disallowed service URL, missing ids).
-func (p *Prober) precheck(ref blockreport.Reference) (blockreport.Result, bool) {
+// opted out, or invalid (bad or disallowed service URL, missing ids). When
+// the reference is to be probed it returns its parsed service base URL.
+func (p *Prober) precheck(ref blockreport.Reference) (blockreport.Result, *url.URL, bool) {
 	r := blockreport.Result{ReferenceID: ref.ID, ProbedAt: p.cfg.Now()}
-	invalid := func(reason, detail string) (blockreport.Result, bool) {
+	invalid := func(reason, detail string) (blockreport.Result, *url.URL, bool) {
 		r.Status, r.Reason, r.Detail = blockreport.StatusInvalid, reason, sanitize(detail, maxDetail)
-		return r, false
+		return r, nil, false
 	}
 	if ref.OptedOut {
 		r.Status, r.Reason, r.Detail = blockreport.StatusOptedOut, reasonOptedOut, "marked opted out; never probed"
-		return r, false
+		return r, nil, false
 	}
 	base, err := serviceBase(ref.ServiceURL)
 	if err != nil {
@@ -95,7 +96,7 @@ func (p *Prober) precheck(ref blockreport.Reference) (blockreport.Result, bool) 
 	if ref.ConversationID == "" && !canCreate(ref) {
 		return invalid(reasonNoConversation, "no conversation id, and not a personal reference with a user id to create one")
 	}
-	return r, true
+	return r, base, true
 }
 
 func canCreate(ref blockreport.Reference) bool {
@@ -131,11 +132,10 @@ type outcome struct {
 // probe runs the probe of one reference whose precheck passed. ok is false
 // when the run stopped before the probe had an answer: the reference then
 // gets no result and the next run probes it again.
-func (s *session) probe(ref blockreport.Reference, pc *pacer) (blockreport.Result, bool) {
+func (s *session) probe(ref blockreport.Reference, base *url.URL, pc *pacer) (blockreport.Result, bool) {
 	p := s.p
 	start := time.Now()
 	res := blockreport.Result{RunID: s.runID, ReferenceID: ref.ID}
-	base, _ := serviceBase(ref.ServiceURL) // precheck parsed it
 	attempts := 0
 	conv := ref.ConversationID
 	paced := true // the dispatcher waited for the first request
