@@ -147,6 +147,34 @@ func TestModesRequestShape(t *testing.T) {
 	}
 }
 
+// TestCreateConversationWithoutID: a create-conversation answer that is 2xx
+// but carries no conversation id is a failed result (nothing is sent after
+// it), not a crash and not a reachable user.
+func TestCreateConversationWithoutID(t *testing.T) {
+	tok, _ := tokenServer(t)
+	for _, body := range []string{`{}`, `{"id":""}`, `not json`} {
+		t.Run(body, func(t *testing.T) {
+			conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+				return 201, body, nil
+			})
+			p := mustNew(t, testConfig(t, tok.URL, nil))
+			st := newMemStore([]blockreport.Reference{{ID: 1, TenantID: "t1", UserID: "29:u1",
+				ConversationType: "personal", ServiceURL: conn.URL + "/amer/"}})
+			if err := p.Run(context.Background(), st, 7); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(conn.requests()); n != 1 {
+				t.Errorf("%d requests, want only the create-conversation call", n)
+			}
+			res := st.result(t, 1)
+			if res.Status != blockreport.StatusFailed || res.Reason != reasonBadResponse || res.HTTPStatus != 201 ||
+				res.Attempts != 1 || res.NewConversationID != "" {
+				t.Errorf("result = %+v, want failed BadResponse after one 201", res)
+			}
+		})
+	}
+}
+
 func TestStatusesFromAnswers(t *testing.T) {
 	tok, _ := tokenServer(t)
 	answers := map[string]struct {

@@ -100,8 +100,13 @@ func (p *Prober) precheck(ref blockreport.Reference) (blockreport.Result, *url.U
 }
 
 func canCreate(ref blockreport.Reference) bool {
-	return ref.UserID != "" && ref.TenantID != "" &&
-		(ref.ConversationType == "" || ref.ConversationType == blockreport.ConversationPersonal)
+	return ref.TenantID != "" && isPersonal(ref)
+}
+
+// isPersonal reports whether ref is a 1:1 chat with a known user (a reference
+// without a type is taken as personal, as botbuilder omits it there).
+func isPersonal(ref blockreport.Reference) bool {
+	return ref.UserID != "" && (ref.ConversationType == "" || ref.ConversationType == blockreport.ConversationPersonal)
 }
 
 func (p *Prober) botID(ref blockreport.Reference) string {
@@ -179,9 +184,9 @@ func (s *session) probe(ref blockreport.Reference, base *url.URL, pc *pacer) (bl
 			ID string `json:"id"`
 		}
 		if json.Unmarshal(o.body, &cr) != nil || cr.ID == "" {
-			res.Attempts, res.Latency, res.ProbedAt, res.HTTPStatus = attempts, time.Since(start), p.cfg.Now(), o.status
-			res.Status, res.Reason, res.Detail = blockreport.StatusFailed, reasonBadResponse, "create conversation answered without a conversation id"
-			return res, true
+			r, ok := finish(o)
+			r.Status, r.Reason, r.Detail = blockreport.StatusFailed, reasonBadResponse, "create conversation answered without a conversation id"
+			return r, ok
 		}
 		conv = cr.ID
 		res.NewConversationID = conv
@@ -191,7 +196,7 @@ func (s *session) probe(ref blockreport.Reference, base *url.URL, pc *pacer) (bl
 	switch p.cfg.Mode {
 	case ModeMembers:
 		c.method = http.MethodGet
-		if ref.UserID != "" && (ref.ConversationType == "" || ref.ConversationType == blockreport.ConversationPersonal) {
+		if isPersonal(ref) {
 			c.segs = []string{"v3", "conversations", conv, "members", ref.UserID}
 		} else {
 			c.segs = []string{"v3", "conversations", conv, "pagedmembers"}
