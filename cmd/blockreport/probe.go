@@ -74,7 +74,7 @@ func runProbe(ctx context.Context, args []string, getenv func(string) string, _,
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.common.DB, logger)
+	db, err := openStore(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}

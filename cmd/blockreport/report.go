@@ -47,16 +47,13 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
-		return usageErrorf("report: --db: %v", err)
-	}
 	logger, err := cfg.common.logger(stderr)
 	if err != nil {
 		return err
 	}
 	limitMemory(getenv)
 
-	db, err := store.Open(ctx, cfg.common.DB, logger)
+	db, err := openStore(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}

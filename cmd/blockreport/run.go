@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	blockreport "github.com/blockreport/blockreport"
-	"github.com/blockreport/blockreport/store"
 )
 
 // runConfig is the configuration of the run command: the probe's and the
@@ -47,7 +46,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	limitMemory(getenv)
 
-	db, err := store.Open(ctx, cfg.probe.common.DB, logger)
+	db, err := openStore(ctx, cfg.probe.common.DB, logger)
 	if err != nil {
 		return fmt.Errorf("%w (check --db or BLOCKREPORT_DB, and that the database is up)", err)
 	}
