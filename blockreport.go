@@ -90,6 +90,31 @@ func (s Status) Label() string {
 	return string(s)
 }
 
+// Cloud names a Microsoft cloud. It picks the login host, the Bot Connector
+// scope and hosts, and the Microsoft Graph root a run uses.
+type Cloud string
+
+// The supported clouds.
+const (
+	CloudPublic Cloud = "public"
+	CloudGCC    Cloud = "gcc"
+	CloudGCCH   Cloud = "gcch"
+	CloudDoD    Cloud = "dod"
+)
+
+// Clouds lists the supported clouds.
+var Clouds = []Cloud{CloudPublic, CloudGCC, CloudGCCH, CloudDoD}
+
+// Valid reports whether c is a supported cloud.
+func (c Cloud) Valid() bool {
+	for _, v := range Clouds {
+		if c == v {
+			return true
+		}
+	}
+	return false
+}
+
 // ConversationType is the Teams scope of a conversation.
 type ConversationType string
 

@@ -6,18 +6,19 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	blockreport "github.com/blockreport/blockreport"
 )
 
-// Cloud names a Microsoft cloud: it picks the token endpoint, the scope and
-// the Bot Connector hosts the bearer token may be sent to.
-type Cloud string
+// Cloud is the Microsoft cloud a bot runs in (blockreport.Cloud).
+type Cloud = blockreport.Cloud
 
 // The supported clouds.
 const (
-	CloudPublic Cloud = "public"
-	CloudGCC    Cloud = "gcc"
-	CloudGCCH   Cloud = "gcch"
-	CloudDoD    Cloud = "dod"
+	CloudPublic = blockreport.CloudPublic
+	CloudGCC    = blockreport.CloudGCC
+	CloudGCCH   = blockreport.CloudGCCH
+	CloudDoD    = blockreport.CloudDoD
 )
 
 // cloudProfile is everything that differs between clouds.
