@@ -167,7 +167,7 @@ type Result struct {
 	HTTPStatus  int           `db:"http_status"`
 	Detail      string        `db:"detail"` // short human-readable detail
 	Attempts    int           `db:"attempts"`
-	Latency     time.Duration `db:"latency"`
+	Latency     time.Duration `db:"-"` // stored as latency_ms
 	ProbedAt    time.Time     `db:"probed_at"`
 	// NewConversationID is set when the probe created the 1:1 conversation
 	// for a reference that had none; the store saves it on the reference.
@@ -210,6 +210,6 @@ func (r Run) Total() int {
 type Row struct {
 	Reference
 	Result
-	PreviousStatus Status    // "" when the reference has no earlier result
-	StatusSince    time.Time // start of the first run of the current streak of Status
+	PreviousStatus Status    `db:"previous_status"` // "" when the reference has no result in an earlier finished run
+	StatusSince    time.Time `db:"status_since"`    // start of the first run of the current streak of Status
 }

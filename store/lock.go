@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 )
 
 // lockKey is the PostgreSQL advisory lock key of the run lock ("blockrpt").
@@ -27,8 +26,9 @@ type runLock struct {
 
 // Lock takes the store-wide run lock and returns ErrLocked at once if
 // another process (or another Lock call) holds it. On PostgreSQL it is a
-// session advisory lock held on a dedicated connection; on SQLite a flock on
-// PATH + ".lock". Either way it goes away when the process dies, even by
+// session advisory lock held on a dedicated connection; on SQLite an OS
+// file lock on PATH + ".lock" (flock on Unix, LockFileEx on Windows), a
+// file created 0600. Either way it goes away when the process dies, even by
 // kill -9. release frees it and may be called more than once. On
 // PostgreSQL the lock also goes away when the server restarts: CheckLock
 // finds out and takes it back.
@@ -77,7 +77,7 @@ func (db *DB) Lock(ctx context.Context) (release func(), err error) {
 // on a new connection, and succeeds if nobody else took it in between.
 // Once another process was seen holding it, the lock stays lost (that
 // process may have resumed the run); a database that merely cannot be
-// reached is tried again by the next call. On SQLite the flock cannot be
+// reached is tried again by the next call. On SQLite the file lock cannot be
 // lost while the process lives: CheckLock succeeds while it is held.
 func (db *DB) CheckLock(ctx context.Context) error {
 	l := &db.lock
@@ -134,15 +134,18 @@ func (db *DB) CheckLock(ctx context.Context) error {
 	return fmt.Errorf("check lock of %s: database unreachable: %s", db.name, oneLine(err))
 }
 
+// lockFileMode keeps the lock file, like the store, from other users.
+const lockFileMode = 0o600
+
 func (db *DB) lockFile() (func(), error) {
 	name := db.path + ".lock"
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, lockFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockExclusive(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, ErrLocked) {
 			return nil, ErrLocked
 		}
 		return nil, fmt.Errorf("lock %s: %w", name, err)
@@ -156,7 +159,7 @@ func (db *DB) lockFile() (func(), error) {
 			db.lock.mu.Lock()
 			db.lock.held = false
 			db.lock.mu.Unlock()
-			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			_ = unlockFile(f)
 			f.Close()
 		})
 	}, nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -289,26 +288,4 @@ func (db *DB) CountReferences(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count references: %w", err)
 	}
 	return n, nil
-}
-
-// refCols are the columns scanRef reads, in order.
-const refCols = `id, tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type,
-	team_id, service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw`
-
-// scanner is *sql.Rows or *sql.Row.
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRef(s scanner, extra ...any) (blockreport.Reference, error) {
-	var r blockreport.Reference
-	var raw sql.NullString
-	dest := append([]any{&r.ID, &r.TenantID, &r.UserID, &r.AADObjectID, &r.UserName, &r.Email,
-		&r.ConversationID, &r.ConversationType, &r.TeamID, &r.ServiceURL, &r.BotID, &r.ChannelID,
-		&r.Locale, &r.OptedOut, timeCol{&r.FirstSeen}, timeCol{&r.LastSeen}, &raw}, extra...)
-	if err := s.Scan(dest...); err != nil {
-		return r, fmt.Errorf("read reference: %w", err)
-	}
-	if raw.Valid {
-		r.Raw = []byte(raw.String)
-	}
-	return r, nil
 }

@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	blockreport "github.com/blockreport/blockreport"
 )
@@ -15,22 +16,9 @@ const pendingPage = 1000
 // PendingTenants lists, in order, the tenants that have references without
 // a result in run runID.
 func (db *DB) PendingTenants(ctx context.Context, runID int64) ([]string, error) {
-	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT DISTINCT tenant_id FROM conversation_references r
-		WHERE NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.run_id = ? AND p.reference_id = r.id)
-		ORDER BY tenant_id`), runID)
-	if err != nil {
-		return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
-	}
-	defer rows.Close()
 	var tenants []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
-		}
-		tenants = append(tenants, t)
-	}
-	if err := rows.Err(); err != nil {
+	if err := db.x.SelectContext(ctx, &tenants, db.rebind(`SELECT DISTINCT tenant_id FROM conversation_references r
+		WHERE `+pendingWhere+` ORDER BY tenant_id`), runID); err != nil {
 		return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
 	}
 	return tenants, nil
@@ -61,23 +49,18 @@ func (db *DB) Pending(ctx context.Context, runID int64, tenantID string, fn func
 }
 
 func (db *DB) pendingPage(ctx context.Context, runID int64, tenantID string, after int64) ([]blockreport.Reference, error) {
-	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT `+refCols+` FROM conversation_references r
-		WHERE tenant_id = ? AND id > ?
-		AND NOT EXISTS (SELECT 1 FROM probe_results p WHERE p.run_id = ? AND p.reference_id = r.id)
+	var rows []refRow
+	err := db.x.SelectContext(ctx, &rows, db.rebind(`SELECT `+refCols+` FROM conversation_references r
+		WHERE tenant_id = ? AND id > ? AND `+pendingWhere+`
 		ORDER BY id LIMIT ?`), tenantID, after, runID, pendingPage)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	page := make([]blockreport.Reference, 0, pendingPage)
-	for rows.Next() {
-		r, err := scanRef(rows)
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, r)
+	page := make([]blockreport.Reference, len(rows))
+	for i, r := range rows {
+		page[i] = r.reference()
 	}
-	return page, rows.Err()
+	return page, nil
 }
 
 // saveChunk is the number of results per INSERT (11 parameters each).
@@ -86,7 +69,8 @@ const saveChunk = 500
 // SaveResults writes results in one transaction. It is idempotent: a result
 // already recorded for the same run and reference is kept, so a resumed run
 // never double-counts. For each result it stores previous_status (the status
-// of the reference's latest result in an earlier run, "" if none) and
+// of the reference's result in the latest earlier finished run, "" if none:
+// an interrupted or failed run is never the baseline of a change) and
 // status_since (that result's status_since when the status is unchanged,
 // else the start of this run). A result with NewConversationID sets the
 // reference's conversation id, unless another reference of the same tenant
@@ -108,15 +92,15 @@ func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) err
 			if _, ok := started[r.RunID]; ok {
 				continue
 			}
-			var t time.Time
-			err := tx.QueryRowContext(ctx, db.rebind(`SELECT started_at FROM probe_runs WHERE id = ?`), r.RunID).Scan(timeCol{&t})
+			var t dbTime
+			err := tx.GetContext(ctx, &t, db.rebind(`SELECT started_at FROM probe_runs WHERE id = ?`), r.RunID)
 			if isNoRows(err) {
 				return fmt.Errorf("save results of run %d: %w", r.RunID, ErrNotFound)
 			}
 			if err != nil {
 				return fmt.Errorf("save results of run %d: %w", r.RunID, err)
 			}
-			started[r.RunID] = t
+			started[r.RunID] = t.Time
 		}
 		if err := db.saveChunk(ctx, tx, chunk, started); err != nil {
 			return fmt.Errorf("save results of run %d: %w", chunk[0].RunID, err)
@@ -128,65 +112,80 @@ func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) err
 	return nil
 }
 
+// prevResult is a reference's result in the latest earlier finished run.
 type prevResult struct {
-	status blockreport.Status
-	since  time.Time
+	ReferenceID int64              `db:"reference_id"`
+	Status      blockreport.Status `db:"status"`
+	Since       dbTime             `db:"status_since"`
 }
 
-func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Result, started map[int64]time.Time) error {
-	results, err := db.withReference(ctx, q, results)
+// resultInsert is one probe_results row as SaveResults writes it.
+type resultInsert struct {
+	RunID          int64  `db:"run_id"`
+	ReferenceID    int64  `db:"reference_id"`
+	Status         string `db:"status"`
+	Reason         string `db:"reason"`
+	HTTPStatus     int    `db:"http_status"`
+	Detail         string `db:"detail"`
+	Attempts       int    `db:"attempts"`
+	LatencyMS      int64  `db:"latency_ms"`
+	ProbedAt       any    `db:"probed_at"`
+	PreviousStatus string `db:"previous_status"`
+	StatusSince    any    `db:"status_since"`
+}
+
+func (db *DB) saveChunk(ctx context.Context, tx *sqlx.Tx, results []blockreport.Result, started map[int64]time.Time) error {
+	results, err := db.withReference(ctx, tx, results)
 	if err != nil {
 		return err
 	}
 	if len(results) == 0 {
 		return nil
 	}
-	// The latest earlier result of each reference, per run of the chunk
-	// (a chunk normally holds one run).
+	// The previous result of each reference, per run of the chunk (a chunk
+	// normally holds one run).
 	prev := map[[2]int64]prevResult{}
-	byRun := map[int64][]any{}
+	byRun := map[int64][]int64{}
 	for _, r := range results {
 		byRun[r.RunID] = append(byRun[r.RunID], r.ReferenceID)
 	}
 	for runID, refIDs := range byRun {
-		rows, err := q.QueryContext(ctx, db.rebind(`SELECT p.reference_id, p.status, p.status_since FROM probe_results p
-			WHERE p.reference_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(refIDs)), ",")+`)
-			AND p.run_id = (SELECT MAX(q.run_id) FROM probe_results q WHERE q.reference_id = p.reference_id AND q.run_id < ?)`),
-			append(refIDs, runID)...)
+		q, args, err := sqlx.In(`SELECT p.reference_id, p.status, p.status_since FROM probe_results p
+			WHERE p.reference_id IN (?)
+			AND p.run_id = (SELECT MAX(q.run_id) FROM probe_results q JOIN probe_runs f ON f.id = q.run_id
+				WHERE q.reference_id = p.reference_id AND q.run_id < ? AND f.state = ?)`,
+			refIDs, runID, string(blockreport.RunFinished))
 		if err != nil {
 			return fmt.Errorf("read previous results: %w", err)
 		}
-		for rows.Next() {
-			var id int64
-			var p prevResult
-			if err := rows.Scan(&id, &p.status, timeCol{&p.since}); err != nil {
-				rows.Close()
-				return fmt.Errorf("read previous results: %w", err)
-			}
-			prev[[2]int64{runID, id}] = p
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+		var rows []prevResult
+		if err := tx.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
 			return fmt.Errorf("read previous results: %w", err)
+		}
+		for _, p := range rows {
+			prev[[2]int64{runID, p.ReferenceID}] = p
 		}
 	}
 
-	args := make([]any, 0, 11*len(results))
-	for _, r := range results {
+	rows := make([]resultInsert, len(results))
+	for i, r := range results {
 		p := prev[[2]int64{r.RunID, r.ReferenceID}]
 		since := started[r.RunID]
-		if p.status == r.Status {
-			since = p.since
+		if p.Status == r.Status {
+			since = p.Since.Time
 		}
-		args = append(args, r.RunID, r.ReferenceID, string(r.Status), r.Reason, r.HTTPStatus, r.Detail, r.Attempts,
-			r.Latency.Milliseconds(), db.ts(r.ProbedAt), string(p.status), db.ts(since))
+		rows[i] = resultInsert{RunID: r.RunID, ReferenceID: r.ReferenceID, Status: string(r.Status), Reason: r.Reason,
+			HTTPStatus: r.HTTPStatus, Detail: r.Detail, Attempts: r.Attempts, LatencyMS: r.Latency.Milliseconds(),
+			ProbedAt: db.ts(r.ProbedAt), PreviousStatus: string(p.Status), StatusSince: db.ts(since)}
 	}
-	_, err = q.ExecContext(ctx, db.rebind(`INSERT INTO probe_results
+	q, args, err := sqlx.Named(`INSERT INTO probe_results
 		(run_id, reference_id, status, reason, http_status, detail, attempts, latency_ms, probed_at, previous_status, status_since)
-		VALUES `+placeholders(len(results), 11)+`
-		ON CONFLICT (run_id, reference_id) DO NOTHING`), args...)
+		VALUES (:run_id, :reference_id, :status, :reason, :http_status, :detail, :attempts, :latency_ms, :probed_at, :previous_status, :status_since)
+		ON CONFLICT (run_id, reference_id) DO NOTHING`, rows)
 	if err != nil {
+		return fmt.Errorf("write %d results: %w", len(results), err)
+	}
+	if _, err := tx.ExecContext(ctx, db.rebind(q), args...); err != nil {
 		return fmt.Errorf("write %d results: %w", len(results), err)
 	}
 
@@ -194,7 +193,7 @@ func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Re
 		if r.NewConversationID == "" {
 			continue
 		}
-		_, err := q.ExecContext(ctx, db.rebind(`UPDATE conversation_references SET conversation_id = ?
+		_, err := tx.ExecContext(ctx, db.rebind(`UPDATE conversation_references SET conversation_id = ?
 			WHERE id = ? AND NOT EXISTS (SELECT 1 FROM conversation_references o
 				WHERE o.tenant_id = conversation_references.tenant_id AND o.user_id = conversation_references.user_id
 				AND o.conversation_id = ?)`), r.NewConversationID, r.ReferenceID, r.NewConversationID)
@@ -208,30 +207,25 @@ func (db *DB) saveChunk(ctx context.Context, q queryer, results []blockreport.Re
 // withReference returns the results whose reference still exists. A
 // reference deleted while its probe was in flight leaves nothing to report
 // on, and its result would fail the foreign key of the whole INSERT.
-func (db *DB) withReference(ctx context.Context, q queryer, results []blockreport.Result) ([]blockreport.Result, error) {
-	ids := make([]any, len(results))
+func (db *DB) withReference(ctx context.Context, tx *sqlx.Tx, results []blockreport.Result) ([]blockreport.Result, error) {
+	ids := make([]int64, len(results))
 	for i, r := range results {
 		ids[i] = r.ReferenceID
 	}
-	rows, err := q.QueryContext(ctx, db.rebind(`SELECT id FROM conversation_references
-		WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`), ids...)
+	q, args, err := sqlx.In(`SELECT id FROM conversation_references WHERE id IN (?)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read references: %w", err)
 	}
-	defer rows.Close()
-	exists := make(map[int64]bool, len(results))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("read references: %w", err)
-		}
-		exists[id] = true
-	}
-	if err := rows.Err(); err != nil {
+	var found []int64
+	if err := tx.SelectContext(ctx, &found, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("read references: %w", err)
 	}
-	if len(exists) == len(results) {
+	if len(found) == len(results) {
 		return results, nil
+	}
+	exists := make(map[int64]bool, len(found))
+	for _, id := range found {
+		exists[id] = true
 	}
 	kept := make([]blockreport.Result, 0, len(exists))
 	for _, r := range results {
@@ -245,7 +239,7 @@ func (db *DB) withReference(ctx context.Context, q queryer, results []blockrepor
 // CountResults returns the number of results recorded for run runID.
 func (db *DB) CountResults(ctx context.Context, runID int64) (int, error) {
 	var n int
-	if err := db.x.QueryRowContext(ctx, db.rebind(`SELECT COUNT(*) FROM probe_results WHERE run_id = ?`), runID).Scan(&n); err != nil {
+	if err := db.x.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM probe_results WHERE run_id = ?`), runID); err != nil {
 		return 0, fmt.Errorf("count results of run %d: %w", runID, err)
 	}
 	return n, nil
@@ -257,9 +251,9 @@ func (db *DB) CountResults(ctx context.Context, runID int64) (int, error) {
 // the store (on SQLite the query holds the only connection). Rows leave
 // Reference.Raw empty: reports do not need it.
 func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) error) error {
-	rows, err := db.x.QueryContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
+	rows, err := db.x.QueryxContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
-		r.opted_out, r.first_seen, r.last_seen, NULL,
+		r.opted_out, r.first_seen, r.last_seen,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
 		p.previous_status, p.status_since
 		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
@@ -270,17 +264,11 @@ func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) er
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var row blockreport.Row
-		var latencyMS int64
-		ref, err := scanRef(rows, &row.RunID, &row.Status, &row.Reason, &row.HTTPStatus, &row.Detail, &row.Attempts,
-			&latencyMS, timeCol{&row.ProbedAt}, &row.PreviousStatus, timeCol{&row.StatusSince})
-		if err != nil {
+		var r resultRow
+		if err := rows.StructScan(&r); err != nil {
 			return fmt.Errorf("rows of run %d: %w", runID, err)
 		}
-		row.Reference = ref
-		row.ReferenceID = ref.ID
-		row.Latency = time.Duration(latencyMS) * time.Millisecond
-		if err := fn(row); err != nil {
+		if err := fn(r.row()); err != nil {
 			return err
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -25,6 +27,10 @@ var ErrLockLost = errors.New("the store's run lock was lost")
 
 // ErrNotFound means there is no such run.
 var ErrNotFound = errors.New("not found")
+
+// ErrNoStore means a sqlite: URL names a file that does not exist (see
+// OpenExisting).
+var ErrNoStore = errors.New("no such store file")
 
 // Driver names as returned by DB.Driver.
 const (
@@ -155,15 +161,37 @@ func redactQuery(raw string) string {
 	return b.String()
 }
 
+// fileMode is the mode of a SQLite store file Open creates: the store
+// holds names and emails. SQLite creates its -wal and -shm files with the
+// mode of the database file.
+const fileMode = 0o600
+
 // Open parses url, connects, pings (giving up after a few seconds on an
-// unreachable server) and applies pending migrations.
+// unreachable server) and applies pending migrations. A SQLite file that
+// does not exist yet is created with mode 0600.
 func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) {
+	return open(ctx, rawURL, logger, true)
+}
+
+// OpenExisting is Open for commands that only read a store: a sqlite: URL
+// whose file does not exist is an error wrapping ErrNoStore that names the
+// path, and nothing is created. PostgreSQL URLs open as with Open.
+func OpenExisting(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) {
+	return open(ctx, rawURL, logger, false)
+}
+
+func open(ctx context.Context, rawURL string, logger *slog.Logger, create bool) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	driver, dsn, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	if driver == SQLite {
+		if err := prepareFile(sqlitePath(rawURL), create); err != nil {
+			return nil, err
+		}
 	}
 	db := &DB{driver: driver, name: RedactURL(rawURL), logger: logger}
 	if driver == SQLite {
@@ -196,6 +224,32 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*DB, error) 
 	return db, nil
 }
 
+// prepareFile makes sure the SQLite file at path exists before the driver
+// opens it: created empty with fileMode when create is set, else an error
+// wrapping ErrNoStore. The driver would create a missing file with mode
+// 0644 (less the umask) on its own.
+func prepareFile(path string, create bool) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("sqlite:%s is a directory, not a store file", path)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("sqlite:%s: %w", path, err)
+	case !create:
+		return fmt.Errorf("sqlite:%s: %w", path, ErrNoStore)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // another process created it meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("create sqlite:%s: %w", path, err)
+	}
+	return f.Close()
+}
+
 // oneLine keeps the first line of an error message.
 func oneLine(err error) string {
 	s := err.Error()
@@ -207,6 +261,9 @@ func oneLine(err error) string {
 
 // Close closes the database.
 func (db *DB) Close() error { return db.x.Close() }
+
+// Name returns the store's URL with any password redacted, for messages.
+func (db *DB) Name() string { return db.name }
 
 // Driver returns "postgres" or "sqlite".
 func (db *DB) Driver() string { return db.driver }

@@ -73,8 +73,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			// A second Open of the same database migrates again.
 			openURL(t, b.url)
 			v, err := b.db.SchemaVersion(ctx)
-			if err != nil || v != 1 {
-				t.Errorf("SchemaVersion = %d, %v; want 1", v, err)
+			if err != nil || v != 2 {
+				t.Errorf("SchemaVersion = %d, %v; want 2", v, err)
 			}
 			if got := b.db.Driver(); got != b.name {
 				t.Errorf("Driver = %q, want %q", got, b.name)
@@ -377,6 +377,9 @@ func TestPendingAndSaveResults(t *testing.T) {
 	}
 }
 
+// TestStatusHistory: previous_status and status_since come from the
+// latest earlier finished run; a failed or interrupted run in between is
+// never the baseline of a change.
 func TestStatusHistory(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
@@ -385,15 +388,29 @@ func TestStatusHistory(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := pending(t, b.db, 0, "t1")[0].ID
+			runs := []struct {
+				status blockreport.Status
+				state  blockreport.RunState
+			}{
+				{blockreport.StatusReachable, blockreport.RunFinished},
+				{blockreport.StatusReachable, blockreport.RunFinished},
+				{blockreport.StatusFailed, blockreport.RunFailed},
+				{blockreport.StatusUninstalled, blockreport.RunInterrupted},
+				{blockreport.StatusBlocked, blockreport.RunFinished},
+				{blockreport.StatusBlocked, blockreport.RunFinished},
+			}
 			var starts []time.Time
-			for i, s := range []blockreport.Status{blockreport.StatusReachable, blockreport.StatusReachable, blockreport.StatusBlocked} {
+			for i, r := range runs {
 				start := t0.Add(time.Duration(i) * 24 * time.Hour)
 				run, err := b.db.CreateRun(ctx, "full", nil, start)
 				if err != nil {
 					t.Fatal(err)
 				}
 				starts = append(starts, run.StartedAt)
-				save(t, b.db, result(run.ID, id, s))
+				save(t, b.db, result(run.ID, id, r.status))
+				if err := b.db.SetRunState(ctx, run.ID, r.state, start.Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			want := []struct {
 				prev  blockreport.Status
@@ -402,6 +419,9 @@ func TestStatusHistory(t *testing.T) {
 				{"", starts[0]},
 				{blockreport.StatusReachable, starts[0]},
 				{blockreport.StatusReachable, starts[2]},
+				{blockreport.StatusReachable, starts[3]}, // not the failed run 3
+				{blockreport.StatusReachable, starts[4]}, // nor the interrupted run 4
+				{blockreport.StatusBlocked, starts[4]},
 			}
 			for i, w := range want {
 				rows := allRows(t, b.db, int64(i+1))
@@ -605,7 +625,7 @@ func TestSchemaTables(t *testing.T) {
 		"sqlite":   `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
 		"postgres": `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`,
 	}
-	want := []string{"conversation_references", "goose_db_version", "probe_results", "probe_runs"}
+	want := []string{"conversation_references", "goose_db_version", "probe_results", "probe_runs", "probe_sends"}
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			rows, err := rawDB(t, b).QueryContext(context.Background(), queries[b.name])

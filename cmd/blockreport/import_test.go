@@ -199,7 +199,7 @@ func TestMigrate(t *testing.T) {
 	for _, dbURL := range []string{"sqlite:" + filepath.Join(t.TempDir(), "br.db"), pgtest.URL(t)} {
 		for range 2 { // idempotent
 			stdout, stderr, code := runCommand(t, "migrate", "--db", dbURL)
-			if code != 0 || !strings.HasPrefix(stdout, "schema version 1 ") {
+			if code != 0 || !strings.HasPrefix(stdout, "schema version 2 ") {
 				t.Errorf("migrate %s = exit %d, stdout %q, stderr %q", dbURL, code, stdout, stderr)
 			}
 		}

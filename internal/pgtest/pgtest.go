@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,7 +113,7 @@ type Cluster struct {
 	dir  string
 	port int
 	bin  string
-	cred *syscall.Credential
+	cred *credential // run the server as this user (when the tests run as root)
 }
 
 // NewCluster starts a cluster of the test's own, which the test may stop and
@@ -170,7 +169,7 @@ func (c *Cluster) run(name string, args ...string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Dir = c.dir
 	if c.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+		runAs(cmd, c.cred)
 	}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s %v: %w: %s", filepath.Base(name), args, err, bytes.TrimSpace(out.Bytes()))
@@ -195,7 +194,7 @@ func start() (*Cluster, error) {
 			return nil, err
 		}
 		c.cred = cred
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(dir, cred.uid, cred.gid); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("chown %s: %w", dir, err)
 		}
@@ -232,7 +231,10 @@ func findBin() (string, error) {
 	return "", errors.New("initdb and pg_ctl not found (apt-get install postgresql)")
 }
 
-func unprivileged() (*syscall.Credential, error) {
+// credential is the user and group a command runs as.
+type credential struct{ uid, gid int }
+
+func unprivileged() (*credential, error) {
 	for _, name := range []string{"postgres", "nobody"} {
 		u, err := user.Lookup(name)
 		if err != nil {
@@ -240,7 +242,7 @@ func unprivileged() (*syscall.Credential, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+		return &credential{uid: uid, gid: gid}, nil
 	}
 	return nil, errors.New("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
 }
