@@ -513,6 +513,8 @@ type activity struct {
 }
 
 func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request, req request) {
+	w, counted := s.trackMessage(w, r, req)
+	defer counted()
 	if !s.sleep(r.Context(), s.latency()) {
 		return
 	}

@@ -20,6 +20,11 @@ type Stats struct {
 	TokensIssued int `json:"tokensIssued"`
 	// Conversations counts connector requests per conversation id.
 	Conversations map[string]int `json:"conversations"`
+	// Messages counts, per conversation id, the message activities that
+	// may have reached the user: every one the fake read, except those it
+	// answered 429 (or 400, 401). A conversation with more than one got
+	// the message more than once.
+	Messages map[string]int `json:"messages"`
 }
 
 func newStats() Stats {
@@ -27,6 +32,7 @@ func newStats() Stats {
 		Requests:      make(map[string]map[string]int),
 		MaxTenantRate: make(map[string]int),
 		Conversations: make(map[string]int),
+		Messages:      make(map[string]int),
 	}
 }
 
@@ -64,6 +70,7 @@ func (s *Server) Stats() Stats {
 		MaxTenantRate: maps.Clone(s.stats.MaxTenantRate),
 		TokensIssued:  s.stats.TokensIssued,
 		Conversations: maps.Clone(s.stats.Conversations),
+		Messages:      maps.Clone(s.stats.Messages),
 	}
 	for k, v := range s.stats.Requests {
 		out.Requests[k] = maps.Clone(v)

@@ -138,6 +138,15 @@ func (a allowList) check(u *url.URL) error {
 	return fmt.Errorf("service URL host %q is not in the allow-list of this cloud (add it with --allow-host if it is yours)", host)
 }
 
+// checkServiceURL is check for a raw service URL, which must parse.
+func (a allowList) checkServiceURL(raw string) error {
+	u, err := serviceBase(raw)
+	if err != nil {
+		return err
+	}
+	return a.check(u)
+}
+
 // CheckTokenURL returns nil when tokenURL may receive the app secret: an
 // absolute https URL, or plain http to a loopback host (127.0.0.0/8, ::1,
 // localhost), without user info. Anything else would send the secret in

@@ -21,15 +21,18 @@ import (
 
 const testSecret = "s3cr3t-Recognisable-~Secret.Value"
 
-// memStore is an in-memory Store with the store's semantics: pending means
-// no result yet; SaveResults keeps the first result of a reference.
+// memStore is an in-memory Store and SendLog with the store's semantics:
+// pending means no result yet; SaveResults keeps the first result of a
+// reference; a send is claimed once.
 type memStore struct {
-	mu      sync.Mutex
-	refs    []blockreport.Reference // ordered by ID
-	results map[int64]blockreport.Result
-	dupes   int
-	saveErr error
-	saves   int
+	mu       sync.Mutex
+	refs     []blockreport.Reference // ordered by ID
+	results  map[int64]blockreport.Result
+	claims   map[int64]bool
+	dupes    int
+	saveErr  error
+	claimErr error
+	saves    int
 }
 
 func newMemStore(refs []blockreport.Reference) *memStore {
@@ -38,7 +41,48 @@ func newMemStore(refs []blockreport.Reference) *memStore {
 			refs[i].ID = int64(i + 1)
 		}
 	}
-	return &memStore{refs: refs, results: map[int64]blockreport.Result{}}
+	return &memStore{refs: refs, results: map[int64]blockreport.Result{}, claims: map[int64]bool{}}
+}
+
+func (m *memStore) ClaimSends(_ context.Context, _ int64, ids []int64, _ time.Time) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.claimErr != nil {
+		return nil, m.claimErr
+	}
+	var out []int64
+	for _, id := range ids {
+		if !m.claims[id] {
+			m.claims[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) ReleaseSends(_ context.Context, _ int64, ids []int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := m.results[id]; !ok {
+			delete(m.claims, id)
+		}
+	}
+	return nil
+}
+
+// unanswered returns the claimed references without a result.
+func (m *memStore) unanswered() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int64
+	for id := range m.claims {
+		if _, ok := m.results[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 func (m *memStore) PendingTenants(ctx context.Context, runID int64) ([]string, error) {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -91,6 +92,14 @@ type Config struct {
 	// retried with backoff before the run stops as interrupted: a database
 	// restart or failover only pauses the run. Default 60s; negative: no retry.
 	StoreWait time.Duration
+	// ClaimBatch is, in message mode, how many conversations of a tenant
+	// are recorded as being sent per store write before their messages go
+	// out (default: a quarter second of Rate, 1 to 25).
+	ClaimBatch int
+	// Abort, when closed after the run's context was cancelled, cuts off
+	// the probes in flight at once instead of after Grace (a second
+	// Ctrl-C). Their references get no result; the run stays resumable.
+	Abort <-chan struct{}
 
 	HTTPClient *http.Client     // default: a pooled client; redirects are never followed
 	Now        func() time.Time // default time.Now
@@ -166,9 +175,10 @@ type Prober struct {
 	gcc     *url.URL // nil: no InvalidBotApiHost retry
 	message map[string]any
 
-	mu     sync.Mutex
-	pacers map[string]*pacer
-	prog   Progress
+	mu       sync.Mutex
+	pacers   map[string]*pacer
+	prog     Progress
+	inflight atomic.Int64 // probes started and not finished
 }
 
 // Progress counts the results a Prober has saved.
@@ -315,6 +325,41 @@ func (p *Prober) pacer(tenant string) *pacer {
 	return pc
 }
 
+// InFlight returns the number of probes started and not finished, and the
+// grace they get once the run is cancelled (negative: none).
+func (p *Prober) InFlight() (n int, grace time.Duration) {
+	return int(p.inflight.Load()), p.cfg.Grace
+}
+
+// Mode returns the probe mode.
+func (p *Prober) Mode() Mode { return p.cfg.Mode }
+
+// CheckServiceURL returns nil when a reference with this service URL would
+// be probed: it parses and its host may receive the token. Otherwise the
+// error says why the reference would be recorded as invalid.
+func (p *Prober) CheckServiceURL(raw string) error { return p.allow.checkServiceURL(raw) }
+
+// ServiceURLChecker is Prober.CheckServiceURL for a cloud and extra
+// allowed hosts, without a Prober (no credentials needed).
+func ServiceURLChecker(cloud Cloud, allowHosts []string) (func(serviceURL string) error, error) {
+	prof, err := profile(cloud)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := newAllowList(prof.hosts, allowHosts)
+	if err != nil {
+		return nil, err
+	}
+	return allow.checkServiceURL, nil
+}
+
+// CheckMessage returns nil when b, the contents of a message file, is a
+// message message mode can send (text, an Adaptive Card or an activity).
+func CheckMessage(b []byte) error {
+	_, err := parseMessage(b)
+	return err
+}
+
 // CheckToken fetches the shared token; its error says what to fix.
 func (p *Prober) CheckToken() error {
 	_, err := p.tokens.token()
@@ -327,6 +372,7 @@ func (p *Prober) CheckToken() error {
 // ErrUnauthorized on a configuration problem (no result is recorded for the
 // references it concerns); ErrInterrupted when ctx was cancelled (in-flight
 // probes finish within the grace period and are saved); or a store error.
+// In message mode st must also be a SendLog.
 func (p *Prober) Run(ctx context.Context, st Store, runID int64) error {
 	if err := p.CheckToken(); err != nil {
 		return err
@@ -358,6 +404,8 @@ type session struct {
 	inflight context.Context // detached from ctx; cancelled after the grace
 	results  chan blockreport.Result
 	slots    errgroup.Group
+	sends    SendLog // message mode only
+	unsent   unsent  // message mode: claimed, provably never sent
 
 	once   sync.Once
 	err    error
@@ -373,13 +421,20 @@ func (s *session) fail(err error) {
 }
 
 func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []string) error {
+	var sends SendLog
+	if p.cfg.Mode == ModeMessage {
+		var ok bool
+		if sends, ok = st.(SendLog); !ok {
+			return errNoSendLog
+		}
+	}
 	dispatch, cancel := context.WithCancel(ctx)
 	defer cancel()
 	inflight, cancelInflight := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelInflight()
 	s := &session{
 		p: p, runID: runID, dispatch: dispatch, inflight: inflight, cancel: cancel,
-		results: make(chan blockreport.Result, p.cfg.BatchSize),
+		results: make(chan blockreport.Result, p.cfg.BatchSize), sends: sends,
 	}
 	s.slots.SetLimit(p.cfg.Concurrency)
 
@@ -395,6 +450,8 @@ func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []strin
 		defer t.Stop()
 		select {
 		case <-t.C:
+			cancelInflight()
+		case <-p.cfg.Abort:
 			cancelInflight()
 		case <-done:
 		}
@@ -418,6 +475,7 @@ func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []strin
 	_ = s.slots.Wait()
 	close(s.results)
 	<-writerDone
+	s.release()
 
 	if s.err != nil {
 		return s.err
@@ -441,10 +499,13 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 	// order is not retried.
 	var last int64
 	ordered, pass := true, 0
+	// Message mode: references wait here for their claim (see claimAndStart).
+	var batch []toProbe
+	size := claimBatch(s.p.cfg.Rate, s.p.cfg.ClaimBatch)
 	err := s.retryStore(s.dispatch, "list pending references", func() error {
 		pass++
 		retried := pass > 1
-		return st.Pending(s.dispatch, s.runID, tenant, func(ref blockreport.Reference) error {
+		err := st.Pending(s.dispatch, s.runID, tenant, func(ref blockreport.Reference) error {
 			if err := s.dispatch.Err(); err != nil {
 				return err
 			}
@@ -462,23 +523,49 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 				s.results <- r
 				return nil
 			}
-			if err := pc.wait(s.dispatch); err != nil {
+			if s.sends == nil {
+				return s.start(toProbe{ref, base}, pc)
+			}
+			if batch = append(batch, toProbe{ref, base}); len(batch) >= size {
+				err := s.claimAndStart(batch, pc)
+				batch = batch[:0]
 				return err
 			}
-			s.slots.Go(func() error {
-				if r, ok := s.probe(ref, base, pc); ok {
-					s.results <- r
-				}
-				return nil // a probe outcome is data, never an errgroup error
-			})
 			return nil
 		})
+		if err == nil && len(batch) > 0 {
+			err = s.claimAndStart(batch, pc)
+			batch = batch[:0]
+		}
+		return err
 	}, func() bool { return ordered && s.dispatch.Err() == nil })
 	if err != nil && s.dispatch.Err() == nil {
 		s.fail(fmt.Errorf("list pending references of tenant %q in run %d: %w", tenant, s.runID, err))
 		return
 	}
 	log.Debug("tenant dispatched", "references", n)
+}
+
+// start paces and starts the probe of one reference; its result, if it
+// gets one, goes to the writer.
+func (s *session) start(t toProbe, pc *pacer) error {
+	if err := pc.wait(s.dispatch); err != nil {
+		if s.sends != nil {
+			s.unsent.add(t.ref.ID)
+		}
+		return err
+	}
+	s.slots.Go(func() error {
+		s.p.inflight.Add(1)
+		defer s.p.inflight.Add(-1)
+		if r, ok := s.probe(t.ref, t.base, pc); ok {
+			s.results <- r
+		} else if s.sends != nil {
+			s.unsent.add(t.ref.ID) // dropped before its message went out
+		}
+		return nil // a probe outcome is data, never an errgroup error
+	})
+	return nil
 }
 
 // retryStore runs op, and while it fails and canRetry allows, runs it again

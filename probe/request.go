@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -122,6 +123,7 @@ type call struct {
 	query  string
 	segs   []string
 	body   []byte
+	once   bool // a message: deliver at most once (see deliveryUnknown)
 }
 
 // outcome is the last answer to a call.
@@ -132,6 +134,8 @@ type outcome struct {
 	err      error // network error or timeout of the last attempt
 	attempts int
 	drop     bool // give no result: the run stopped (fatal error or cancellation)
+	written  bool // once calls: some of the last request reached the connection
+	unknown  bool // once calls: the message may have been delivered; never resent
 }
 
 // probe runs the probe of one reference whose precheck passed. ok is false
@@ -151,6 +155,8 @@ func (s *session) probe(ref blockreport.Reference, base *url.URL, pc *pacer) (bl
 		res.ProbedAt = p.cfg.Now()
 		res.HTTPStatus = o.status
 		switch {
+		case o.unknown:
+			res.Status, res.Reason, res.Detail = blockreport.StatusFailed, ReasonDeliveryUnknown, unknownDetail(o)
 		case o.err != nil:
 			res.Status = blockreport.StatusFailed
 			res.Reason, res.Detail = netReason(o.err)
@@ -206,6 +212,7 @@ func (s *session) probe(ref blockreport.Reference, base *url.URL, pc *pacer) (bl
 		c.method = http.MethodPost
 		c.segs = []string{"v3", "conversations", conv, "activities"}
 		c.body = p.activity(ref, conv)
+		c.once = p.cfg.Mode == ModeMessage
 	}
 	o := s.send(&base, pc, paced, c)
 	attempts += o.attempts
@@ -285,8 +292,12 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			o.drop = true
 			return o
 		}
-		o.status, o.body, o.header, o.err = s.do(u, c, tok)
+		o.status, o.body, o.header, o.written, o.err = s.do(u, c, tok)
 		o.attempts++
+		if c.once && deliveryUnknown(o) {
+			o.unknown = true // not retried, not dropped: see once.go
+			return o
+		}
 
 		if o.err != nil {
 			if s.inflight.Err() != nil { // cut off by the grace deadline
@@ -386,10 +397,21 @@ func retryAfter(h http.Header, now time.Time, maxPause time.Duration) (d time.Du
 }
 
 // do sends one request with the bearer token, which is set here and only
-// here, after the URL passed the allow-list.
-func (s *session) do(u *url.URL, c call, token string) (int, []byte, http.Header, error) {
+// here, after the URL passed the allow-list. For a once call, written tells
+// whether any of the request reached the connection, and Go's transport is
+// kept from resending it on its own.
+func (s *session) do(u *url.URL, c call, token string) (status int, body []byte, h http.Header, written bool, err error) {
 	ctx, cancel := context.WithTimeout(s.inflight, s.p.cfg.Timeout)
 	defer cancel()
+	var wt writeTrace
+	if c.once {
+		ctx = httptrace.WithClientTrace(ctx, wt.trace())
+	}
+	status, body, h, err = s.roundTrip(ctx, u, c, token)
+	return status, body, h, c.once && wt.written(), err
+}
+
+func (s *session) roundTrip(ctx context.Context, u *url.URL, c call, token string) (int, []byte, http.Header, error) {
 	var body io.Reader
 	if c.body != nil {
 		body = bytes.NewReader(c.body)
@@ -397,6 +419,13 @@ func (s *session) do(u *url.URL, c call, token string) (int, []byte, http.Header
 	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
 	if err != nil {
 		return 0, nil, nil, err
+	}
+	if c.once {
+		// Without GetBody the transport cannot rewind the body, so it never
+		// retries the POST by itself (HTTP/1 after a dead keep-alive
+		// connection, HTTP/2 after GOAWAY or a stream error): whether to
+		// send again is decided by deliveryUnknown alone.
+		req.GetBody = nil
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", s.p.cfg.UserAgent)
