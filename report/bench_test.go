@@ -40,6 +40,8 @@ func (g genSource) Runs(ctx context.Context, upTo int64, limit int) ([]blockrepo
 	return (&memSource{runs: genRuns}).Runs(ctx, upTo, limit)
 }
 
+func (g genSource) CountPending(context.Context, int64) (int, error) { return 0, nil }
+
 // genStatuses is the status mix, per 100 rows.
 var genStatuses = func() []blockreport.Status {
 	mix := []struct {

@@ -246,7 +246,7 @@ func writeLists(ctx context.Context, f *excelize.File, st styles, r *Report, src
 				return err
 			}
 		}
-		if row.PreviousStatus != "" && row.PreviousStatus != row.Status {
+		if !r.Incomplete && row.PreviousStatus != "" && row.PreviousStatus != row.Status {
 			if err := write(changed); err != nil {
 				return err
 			}
@@ -343,6 +343,9 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		return err
 	}
 	title := fmt.Sprintf("Teams bot reachability — run %d", r.Run.ID)
+	if note := r.IncompleteNote(); note != "" {
+		title += " — " + note
+	}
 	if r.Redacted {
 		title += " (redacted: counts only, no names, emails or user IDs)"
 	}
@@ -354,6 +357,9 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		return err
 	}
 	period := "first run: nothing to compare with"
+	if r.Incomplete {
+		period = "not compared: changes are computed between finished runs only"
+	}
 	if r.Previous != nil {
 		period = fmt.Sprintf("since run %d of %s", r.Previous.ID, when(r.Previous.StartedAt))
 	}
@@ -365,9 +371,13 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 	if len(r.Mode.Detects) > 0 {
 		detects = strings.Join(r.Mode.Detects, ", ")
 	}
+	state := string(r.Run.State)
+	if note := r.IncompleteNote(); note != "" {
+		state += " — " + note + "; counts and lists cover the probed conversations only"
+	}
 	facts := [][2]any{
 		{"Run", r.Run.ID},
-		{"State", string(r.Run.State)},
+		{"State", state},
 		{"Period", period},
 		{"Started (UTC)", excelTime(r.Run.StartedAt)},
 		{"Finished (UTC)", finished},

@@ -15,6 +15,9 @@ type Source interface {
 	Run(ctx context.Context, id int64) (blockreport.Run, error)
 	Runs(ctx context.Context, upTo int64, limit int) ([]blockreport.Run, error)
 	Rows(ctx context.Context, runID int64, fn func(blockreport.Row) error) error
+	// CountPending is the number of references without a result in the
+	// run: what an unfinished run has still to probe.
+	CountPending(ctx context.Context, runID int64) (int, error)
 }
 
 // Default caps of the rows a Report keeps for the HTML page. The workbook
@@ -58,10 +61,17 @@ func (o Options) changeLimit() int {
 // list of conversations that could not be reached.
 type Report struct {
 	Run blockreport.Run
-	// Previous is the run before Run, nil when Run is the first.
+	// Previous is the latest finished run before Run, nil when there is
+	// none or Run is not finished: changes are only ever computed between
+	// finished runs.
 	Previous *blockreport.Run
 	Mode     Mode
 	Redacted bool
+	// Incomplete is set when Run is not finished (running, interrupted or
+	// failed): only Total of Planned conversations were probed, and the
+	// report says so in its title, first heading and summary.
+	Incomplete bool
+	Planned    int // conversations in the run: probed and still pending
 
 	Total   int
 	Counts  []StatusCount // one per status, in blockreport.Statuses order
@@ -286,13 +296,22 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	if err != nil {
 		return nil, fmt.Errorf("read run %d: %w", runID, err)
 	}
-	history, err := src.Runs(ctx, runID, TrendRuns)
+	all, err := src.Runs(ctx, runID, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read runs up to %d: %w", runID, err)
 	}
-	r := &Report{Run: run, Mode: ModeOf(run.Mode), Redacted: opts.Redact}
+	// The trend and the comparison take finished runs only (and this run):
+	// a partial run would show as a dip and every user it missed as a
+	// change.
+	var history []blockreport.Run
+	for _, h := range all {
+		if (h.ID == runID || h.State == blockreport.RunFinished) && len(history) < TrendRuns {
+			history = append(history, h)
+		}
+	}
+	r := &Report{Run: run, Mode: ModeOf(run.Mode), Redacted: opts.Redact, Incomplete: run.State != blockreport.RunFinished}
 	for i := range history {
-		if history[i].ID < runID {
+		if !r.Incomplete && history[i].ID < runID {
 			prev := history[i]
 			r.Previous = &prev
 			break
@@ -330,7 +349,7 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		}
 		tc.Total++
 		tc.Counts[row.Status]++
-		if k, ok := changeOf(row); ok {
+		if k, ok := changeOf(row); ok && !r.Incomplete {
 			c := changes[k]
 			c.Total++
 			if !opts.Redact && len(c.Rows) < changeLimit {
@@ -351,6 +370,14 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	}
 	if r.Total == 0 {
 		return nil, fmt.Errorf("report on run %d: %w", runID, ErrNoRows)
+	}
+	r.Planned = r.Total
+	if r.Incomplete {
+		pending, err := src.CountPending(ctx, runID)
+		if err != nil {
+			return nil, fmt.Errorf("count pending references of run %d: %w", runID, err)
+		}
+		r.Planned += pending
 	}
 
 	var prevTotals map[blockreport.Status]int
@@ -396,6 +423,15 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		r.Lists = append(r.Lists, *lists[k])
 	}
 	return r, nil
+}
+
+// IncompleteNote is "Incomplete: N of M probed" for an unfinished run, ""
+// for a finished one.
+func (r *Report) IncompleteNote() string {
+	if !r.Incomplete {
+		return ""
+	}
+	return fmt.Sprintf("Incomplete: %s of %s probed", num(r.Total), num(r.Planned))
 }
 
 // Count returns the number of conversations of status s.

@@ -15,6 +15,7 @@ import (
 type memSource struct {
 	runs    []blockreport.Run // any order
 	rows    map[int64][]blockreport.Row
+	pending map[int64]int // CountPending per run
 	rowsErr error
 	// calls counts Rows passes, to prove Build reads the rows once.
 	calls int
@@ -43,6 +44,10 @@ func (m *memSource) Runs(_ context.Context, upTo int64, limit int) ([]blockrepor
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+func (m *memSource) CountPending(_ context.Context, runID int64) (int, error) {
+	return m.pending[runID], nil
 }
 
 func (m *memSource) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) error) error {
