@@ -87,7 +87,7 @@ type Config struct {
 	BackoffMax        time.Duration // default 30s
 	MaxRetryAfter     time.Duration // cap on a Retry-After pause, default 2m
 	BatchSize         int           // results per SaveResults, default 500
-	FlushEvery        time.Duration // default 250ms
+	FlushEvery        time.Duration // default 250ms (message mode 100ms)
 	// StoreWait is how long a failing store (SaveResults, Pending) is
 	// retried with backoff before the run stops as interrupted: a database
 	// restart or failover only pauses the run. Default 60s; negative: no retry.
@@ -147,6 +147,11 @@ func (c *Config) defaults() {
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 250 * time.Millisecond
+		if c.Mode == ModeMessage {
+			// An answer not yet saved when the process dies ends as
+			// DeliveryUnknown: keep that window short.
+			c.FlushEvery = 100 * time.Millisecond
+		}
 	}
 	if c.StoreWait == 0 {
 		c.StoreWait = time.Minute

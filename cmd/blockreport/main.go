@@ -27,10 +27,46 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// signalContext returns a context that the first SIGINT or SIGTERM
+// cancels (a probe run stops dispatching and gives in-flight probes the
+// grace period); the second closes its abort channel (see abortOf: the
+// probes in flight are cut off at once and the run is saved as
+// interrupted); a third exits on the spot, as kill would.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	abort := make(chan struct{})
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for n := 1; ; n++ {
+			<-sigs
+			switch n {
+			case 1:
+				cancel()
+			case 2:
+				close(abort)
+			default:
+				os.Exit(130)
+			}
+		}
+	}()
+	ctx = context.WithValue(ctx, abortKey{}, (<-chan struct{})(abort))
+	return ctx, func() { signal.Stop(sigs); cancel() }
+}
+
+type abortKey struct{}
+
+// abortOf is the channel a second signal closes (nil, never closed, when
+// ctx does not come from signalContext).
+func abortOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(abortKey{}).(<-chan struct{})
+	return ch
 }
 
 // command is one subcommand: it parses its own flags from args.
@@ -47,7 +83,9 @@ var commands = map[string]command{
 	"report":  {"write the Excel workbook and HTML report of a run", runReport},
 	"probe":   {"probe every stored conversation and record a run", runProbe},
 	"run":     {"probe, then write the reports: the cron entry point", runRun},
-	"runs":    {"list the recorded runs", runRuns},
+	"runs":    {"list the recorded runs; runs delete ID removes one", runRuns},
+	"prune":   {"delete the runs older than the --keep N newest finished ones", runPrune},
+	"check":   {"check the setup without probing anyone: store, credentials, allow-list, files", runCheck},
 	"demo":    {"try everything against a simulated Teams, nothing to configure", runDemo},
 }
 

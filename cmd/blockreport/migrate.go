@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,11 +43,27 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return err
 }
 
-// openStore opens (and migrates) the store at url; a malformed URL is a
-// usage error (exit 2).
+// openStore opens (and migrates) the store at url, creating a SQLite file
+// that does not exist yet: for the commands that set a store up (import,
+// migrate). A malformed URL is a usage error (exit 2).
 func openStore(ctx context.Context, url string, logger *slog.Logger) (*store.DB, error) {
 	if _, _, err := store.ParseURL(url); err != nil {
 		return nil, usageErrorf("--db: %v", err)
 	}
 	return store.Open(ctx, url, logger)
+}
+
+// openExisting opens the store at url for every command that works on an
+// existing store (runs, report, probe, run, check; export and history
+// too): a sqlite: path that does not exist is a usage error, one line
+// naming the path, and nothing is created.
+func openExisting(ctx context.Context, url string, logger *slog.Logger) (*store.DB, error) {
+	if _, _, err := store.ParseURL(url); err != nil {
+		return nil, usageErrorf("--db: %v", err)
+	}
+	db, err := store.OpenExisting(ctx, url, logger)
+	if errors.Is(err, store.ErrNoStore) {
+		return nil, usageErrorf("--db %s: no such file; check the path (a store is created by \"blockreport import\")", url)
+	}
+	return db, err
 }

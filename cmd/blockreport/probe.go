@@ -19,6 +19,7 @@ import (
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/probe"
+	"github.com/blockreport/blockreport/runs"
 	"github.com/blockreport/blockreport/store"
 )
 
@@ -41,12 +42,16 @@ type probeConfig struct {
 	Grace           time.Duration
 	StoreWait       time.Duration
 	Resume          int64
+	RetryUnchecked  bool  // re-probe the unchecked results of a finished run in place
+	RetryRun        int64 // with RetryUnchecked: the run (0: the latest finished one)
+	IncludeUnknown  bool  // with RetryUnchecked: DeliveryUnknown results too
 
 	appPassword   string           // from the file or the environment, never a flag
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
 	backoffBase   time.Duration    // first retry backoff (0: the probe default); tests shorten it
 	resumeFlag    int              // --resume as parsed, copied into Resume
+	retryRunFlag  int              // --run as parsed, copied into RetryRun
 	now           func() time.Time // clock of the run's times (nil: time.Now); the demo dates a run back
 }
 
@@ -63,7 +68,7 @@ func (h *hostList) Set(v string) error {
 	return nil
 }
 
-const probeSynopsis = "probe [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--resume RUN] [flags]"
+const probeSynopsis = "probe [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--resume RUN | --retry-unchecked [--run RUN]] [flags]"
 
 func runProbe(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseProbeFlags(args, getenv, stderr)
@@ -74,7 +79,7 @@ func runProbe(ctx context.Context, args []string, getenv func(string) string, _,
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg.common.DB, logger)
+	db, err := openExisting(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}
@@ -119,13 +124,37 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
 	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish (0: none, they are cut off)", "BLOCKREPORT_GRACE")
 	fs.durationVar(&cfg.StoreWait, "store-wait", time.Minute, "how long a failing database is retried before the run stops as interrupted (resumable)", "BLOCKREPORT_STORE_WAIT")
-	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
+	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this unfinished run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
+	fs.boolVar(&cfg.RetryUnchecked, "retry-unchecked", false, "re-probe, inside the latest finished run (or --run), only its forbidden, throttled and failed results, replacing them: no new run", "BLOCKREPORT_RETRY_UNCHECKED")
+	fs.intVar(&cfg.retryRunFlag, "run", 0, "with --retry-unchecked: the finished run to retry (default: the latest finished run)", "BLOCKREPORT_RETRY_RUN")
+	fs.boolVar(&cfg.IncludeUnknown, "include-unknown", false, "with --retry-unchecked in message mode: also re-send to conversations whose delivery is unknown (they may get the message twice)", "BLOCKREPORT_INCLUDE_UNKNOWN")
 }
 
 // check validates the parsed probe flags and reads the app password and
 // message files; cmd names the command in its usage errors.
 func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
-	cfg.Resume = int64(cfg.resumeFlag)
+	if err := cfg.validate(cmd); err != nil {
+		return err
+	}
+	if err := cfg.loadPassword(cmd, getenv); err != nil {
+		return err
+	}
+	return cfg.loadMessage(cmd)
+}
+
+// validate checks the flag values that need no file or secret.
+func (cfg *probeConfig) validate(cmd string) error {
+	cfg.Resume, cfg.RetryRun = int64(cfg.resumeFlag), int64(cfg.retryRunFlag)
+	switch {
+	case cfg.RetryUnchecked && cfg.Resume != 0:
+		return usageErrorf("%s: --resume continues an unfinished run, --retry-unchecked re-probes a finished one: give one of them", cmd)
+	case !cfg.RetryUnchecked && cfg.RetryRun != 0:
+		return usageErrorf("%s: --run needs --retry-unchecked (to continue an unfinished run, use --resume)", cmd)
+	case !cfg.RetryUnchecked && cfg.IncludeUnknown:
+		return usageErrorf("%s: --include-unknown needs --retry-unchecked", cmd)
+	case cfg.RetryRun < 0:
+		return usageErrorf("%s: --run must be a run id", cmd)
+	}
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
 		return usageErrorf("%s: --db: %v", cmd, err)
 	}
@@ -165,6 +194,11 @@ func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 	case cfg.AppID == "":
 		return usageErrorf("%s: no app id: set --app-id or MICROSOFT_APP_ID", cmd)
 	}
+	return nil
+}
+
+// loadPassword reads the app password from its file or the environment.
+func (cfg *probeConfig) loadPassword(cmd string, getenv func(string) string) error {
 	if cfg.AppPasswordFile != "" {
 		b, err := os.ReadFile(cfg.AppPasswordFile)
 		if err != nil {
@@ -178,6 +212,11 @@ func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 	if cfg.appPassword == "" {
 		return usageErrorf("%s: no app password: set --app-password-file or MICROSOFT_APP_PASSWORD", cmd)
 	}
+	return nil
+}
+
+// loadMessage reads --message-file.
+func (cfg *probeConfig) loadMessage(cmd string) error {
 	if cfg.MessageFile != "" {
 		b, err := os.ReadFile(cfg.MessageFile)
 		if err != nil {
@@ -233,158 +272,137 @@ func (cfg probeConfig) proberConfig(logger *slog.Logger) probe.Config {
 	}
 }
 
-// probeRun takes the store lock, resumes the unfinished run (or --resume
-// RUN) or creates one, probes every pending reference and records the run's
-// final state. It is the reusable core of the probe command.
-func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Logger, stderr io.Writer) (blockreport.Run, error) {
-	release, err := db.Lock(ctx)
-	if errors.Is(err, store.ErrLocked) {
-		return blockreport.Run{}, errors.New("another blockreport run is in progress on this store; wait for it to finish")
+// choice is the run the flags ask for.
+func (cfg probeConfig) choice() runs.Choice {
+	c := runs.Choice{Mode: probe.Mode(cfg.Mode), Resume: cfg.Resume}
+	c.Params, _ = json.Marshal(probeParams{
+		Mode: cfg.Mode, Cloud: cfg.Cloud, AppID: cfg.AppID, AppTenant: cfg.AppTenant,
+		AllowHosts: cfg.AllowHosts, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
+		Timeout: cfg.Timeout.String(), Attempts: cfg.Attempts,
+	})
+	if cfg.RetryUnchecked {
+		c.Retry = &runs.Retry{Run: cfg.RetryRun, IncludeUnknown: cfg.IncludeUnknown}
 	}
-	if err != nil {
-		return blockreport.Run{}, fmt.Errorf("lock store: %w", err)
-	}
-	defer release()
+	return c
+}
 
+// probeRun checks the token and the allow-list, chooses the run (runs.Begin:
+// the store lock, a new, resumed or retried run), probes it to the end and
+// prints its final line. It is the reusable core of the probe command.
+func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Logger, stderr io.Writer) (blockreport.Run, error) {
 	pcfg := cfg.proberConfig(logger)
+	pcfg.Abort = abortOf(ctx)
 	prober, err := probe.New(pcfg)
 	if err != nil {
 		return blockreport.Run{}, err
 	}
-	// A wrong secret or unreachable token endpoint stops here, before a run
-	// is recorded or anything is sent.
+	// A wrong secret, an unreachable token endpoint or an allow-list that
+	// admits nobody stops here, before a run is recorded or anything sent.
 	if err := prober.CheckToken(); err != nil {
 		return blockreport.Run{}, err
 	}
-
-	run, err := pickRun(ctx, cfg, db, logger)
-	if err != nil {
+	if err := checkAllowList(ctx, db, prober, stderr); err != nil {
 		return blockreport.Run{}, err
 	}
-	if run.Mode != "" && run.Mode != cfg.Mode {
+
+	sess, err := runs.Begin(ctx, db, cfg.choice(), runs.Options{Now: cfg.now, Logger: logger, OnStop: stopNotice(stderr)})
+	if err != nil {
+		return blockreport.Run{}, beginError(cfg, err)
+	}
+	defer sess.Close()
+	run := sess.Run()
+	if cfg.RetryUnchecked {
+		if sess.Reopened() == 0 {
+			what := "no forbidden, throttled or failed result"
+			if !cfg.IncludeUnknown {
+				what += " other than DeliveryUnknown (--include-unknown re-sends those)"
+			}
+			fmt.Fprintf(stderr, "run %d: nothing to retry: %s\n", run.ID, what)
+			return run, nil
+		}
+		fmt.Fprintf(stderr, "run %d: re-probing %d results that could not be checked\n", run.ID, sess.Reopened())
+	}
+	if run.Mode != "" && run.Mode != string(prober.Mode()) {
 		// A resumed run keeps its mode, so that all its results mean the same.
 		if probe.Mode(run.Mode) == probe.ModeMessage && cfg.message == nil {
-			return run, fmt.Errorf("run %d was started in message mode: pass --mode message --message-file FILE to resume it", run.ID)
+			return run, fmt.Errorf("run %d was started in message mode: pass --mode message --message-file FILE to go on with it", run.ID)
 		}
-		logger.Warn("resuming the run in its own mode", "run", run.ID, "mode", run.Mode, "asked", cfg.Mode)
+		logger.Warn("probing the run in its own mode", "run", run.ID, "mode", run.Mode, "asked", cfg.Mode)
 		pcfg.Mode = probe.Mode(run.Mode)
 		if prober, err = probe.New(pcfg); err != nil {
 			return run, err
 		}
 	}
-	total, err := pendingCount(ctx, db, run.ID)
+	total, err := sess.Pending(ctx)
 	if err != nil {
 		return run, err
 	}
 	logger.Info("probe run", "run", run.ID, "mode", run.Mode, "pending", total)
 
 	stopProgress := showProgress(prober, total, cfg.progressEvery, logger, stderr)
-	runCtx, lost := context.WithCancelCause(ctx)
-	runErr := prober.Run(runCtx, lockedStore{DB: db, lost: lost}, run.ID)
-	lost(nil)
+	run, runErr := sess.Probe(ctx, prober)
 	stopProgress()
-	if cause := context.Cause(runCtx); errors.Is(cause, store.ErrLockLost) {
-		// Another process took the lock (after a database restart) and may
-		// be probing this run: record nothing more, not even the state.
-		return run, fmt.Errorf("run %d stopped: another blockreport process took over the store's run lock: %w", run.ID, cause)
+	if errors.Is(runErr, store.ErrLockLost) {
+		return run, runErr // nothing more was recorded: no final line
 	}
-
-	state := blockreport.RunFinished
-	switch {
-	case errors.Is(runErr, probe.ErrInterrupted):
-		state = blockreport.RunInterrupted
-		if ctx.Err() != nil { // a signal: the plain message
-			runErr = probe.ErrInterrupted
-		} // else the store stayed down: keep what failed
+	if errors.Is(runErr, probe.ErrInterrupted) {
 		runErr = fmt.Errorf("run %d interrupted; run the same command again (blockreport probe or run) to resume it: %w", run.ID, runErr)
-	case runErr != nil:
-		state = blockreport.RunFailed
 	}
-	// The state is recorded even when ctx was cancelled.
-	bg := context.WithoutCancel(ctx)
-	if err := db.SetRunState(bg, run.ID, state, cfg.clock()); err != nil && runErr == nil {
-		runErr = fmt.Errorf("set state of run %d: %w", run.ID, err)
-	}
-	if r, err := db.Run(bg, run.ID); err == nil {
-		run = r
-	}
-	fmt.Fprintf(stderr, "run %d %s: %s\n", run.ID, state, summary(run.Totals))
+	fmt.Fprintf(stderr, "run %d %s: %s\n", run.ID, run.State, summary(run.Totals))
 	return run, runErr
 }
 
-// lockedStore saves results only while this process still holds the
-// store's run lock. A PostgreSQL restart drops the advisory lock with its
-// session; store.CheckLock takes it back, or reports that another process
-// took it, in which case both must not go on probing the same run.
-type lockedStore struct {
-	*store.DB
-	lost context.CancelCauseFunc
+// beginError words a runs.Begin failure for the command line.
+func beginError(cfg probeConfig, err error) error {
+	switch {
+	case errors.Is(err, runs.ErrBusy):
+		return errors.New("another blockreport run is in progress on this store; wait for it to finish")
+	case errors.Is(err, runs.ErrFinished):
+		return usageErrorf("--resume %d: the run is already finished (to re-probe what it could not check: --retry-unchecked --run %d)", cfg.Resume, cfg.Resume)
+	case errors.Is(err, runs.ErrNoRun) && cfg.Resume > 0:
+		return usageErrorf("--resume %d: no such run", cfg.Resume)
+	case errors.Is(err, runs.ErrNoRun) && cfg.RetryRun > 0:
+		return usageErrorf("--run %d: no such run", cfg.RetryRun)
+	case errors.Is(err, runs.ErrNoRun):
+		return errors.New("--retry-unchecked: there is no finished run yet")
+	case errors.Is(err, runs.ErrNotRetryable):
+		return fmt.Errorf("--retry-unchecked: %w", err)
+	}
+	return err
 }
 
-func (s lockedStore) SaveResults(ctx context.Context, results []blockreport.Result) error {
-	if err := s.DB.CheckLock(ctx); err != nil {
-		if errors.Is(err, store.ErrLockLost) {
-			s.lost(err) // stop dispatching; nothing more is written
-		}
+// checkAllowList is the allow-list preflight: with no reference whose
+// service host may receive the token it is a usage error naming the hosts
+// and --allow-host (no run is recorded); otherwise each refused host gets
+// one warning line with its number of references.
+func checkAllowList(ctx context.Context, db *store.DB, prober *probe.Prober, stderr io.Writer) error {
+	cov, err := runs.CheckCoverage(ctx, db, prober.CheckServiceURL)
+	if err != nil {
 		return err
 	}
-	return s.DB.SaveResults(ctx, results)
+	if err := cov.Err(); err != nil {
+		return usageErrorf("%v: add the hosts that are yours with --allow-host (or pick the right --cloud); nothing was probed and no run was recorded", err)
+	}
+	for _, h := range cov.RefusedHosts() {
+		fmt.Fprintf(stderr, "warning: %d references point at %s, which may not receive the token (%v): they will be recorded as invalid\n",
+			h.References, h.Host, h.Refused)
+	}
+	return nil
 }
 
-// pickRun resumes --resume RUN or the unfinished run, else creates one.
-func pickRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Logger) (blockreport.Run, error) {
-	var run blockreport.Run
-	switch {
-	case cfg.Resume > 0:
-		r, err := db.Run(ctx, cfg.Resume)
-		if errors.Is(err, store.ErrNotFound) {
-			return run, fmt.Errorf("--resume %d: no such run", cfg.Resume)
-		}
-		if err != nil {
-			return run, fmt.Errorf("read run %d: %w", cfg.Resume, err)
-		}
-		if r.State == blockreport.RunFinished {
-			return run, fmt.Errorf("--resume %d: the run is already finished", cfg.Resume)
-		}
-		run = r
-	default:
-		r, ok, err := db.UnfinishedRun(ctx)
-		if err != nil {
-			return run, fmt.Errorf("find unfinished run: %w", err)
-		}
-		if !ok {
-			params, _ := json.Marshal(probeParams{
-				Mode: cfg.Mode, Cloud: cfg.Cloud, AppID: cfg.AppID, AppTenant: cfg.AppTenant,
-				AllowHosts: cfg.AllowHosts, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
-				Timeout: cfg.Timeout.String(), Attempts: cfg.Attempts,
-			})
-			r, err := db.CreateRun(ctx, cfg.Mode, params, cfg.clock())
-			if err != nil {
-				return run, fmt.Errorf("create run: %w", err)
-			}
-			return r, nil
-		}
-		run = r
-	}
-	logger.Info("resuming run", "run", run.ID, "state", run.State)
-	if run.State != blockreport.RunRunning {
-		if err := db.SetRunState(ctx, run.ID, blockreport.RunRunning, cfg.clock()); err != nil {
-			return run, fmt.Errorf("set state of run %d: %w", run.ID, err)
+// stopNotice tells the user, on the first Ctrl-C or SIGTERM, what the run
+// does before it stops.
+func stopNotice(stderr io.Writer) func(int, time.Duration) {
+	return func(n int, grace time.Duration) {
+		switch {
+		case n == 0:
+			fmt.Fprintln(stderr, "stopping: saving the results so far")
+		case grace < 0:
+			fmt.Fprintf(stderr, "stopping: cutting off %d probes in flight (--grace 0)\n", n)
+		default:
+			fmt.Fprintf(stderr, "stopping: waiting up to %s for %d probes in flight (press Ctrl-C again to stop now)\n", grace, n)
 		}
 	}
-	return run, nil
-}
-
-func pendingCount(ctx context.Context, db *store.DB, runID int64) (int, error) {
-	refs, err := db.CountReferences(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("count references: %w", err)
-	}
-	done, err := db.CountResults(ctx, runID)
-	if err != nil {
-		return 0, fmt.Errorf("count results of run %d: %w", runID, err)
-	}
-	return max(refs-done, 0), nil
 }
 
 // showProgress shows a progress bar with rate and ETA on a terminal, else

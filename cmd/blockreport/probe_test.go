@@ -10,10 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -374,7 +372,7 @@ func TestProbeHelperProcess(t *testing.T) {
 	if a := os.Getenv("BLOCKREPORT_HELPER_ARGS"); a != "" {
 		args = strings.Fields(a)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext() // main's signal handling
 	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))

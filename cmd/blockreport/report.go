@@ -32,7 +32,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	var cfg reportConfig
 	fs := newFlagSet("report", reportSynopsis, getenv, stderr)
 	fs.common(&cfg.common)
-	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID or latest", "BLOCKREPORT_RUN")
+	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID, or latest (the latest finished run)", "BLOCKREPORT_RUN")
 	cfg.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -53,7 +53,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	limitMemory(getenv)
 
-	db, err := openStore(ctx, cfg.common.DB, logger)
+	db, err := openExisting(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func limitMemory(getenv func(string) string) {
 	}
 }
 
-// parseRunFlag maps --run to a run ID, 0 meaning the latest run.
+// parseRunFlag maps --run to a run ID, 0 meaning the latest finished run.
 func parseRunFlag(s string) (int64, error) {
 	if s == "latest" {
 		return 0, nil
@@ -102,14 +102,24 @@ func parseRunFlag(s string) (int64, error) {
 	return id, nil
 }
 
-// findRun loads run id, or the latest run when id is 0.
+// findRun loads run id, or the latest finished run when id is 0: an
+// unfinished run is reported on only when asked for by id (its report says
+// it is incomplete).
 func findRun(ctx context.Context, db *store.DB, id int64) (blockreport.Run, error) {
 	if id == 0 {
-		run, err := db.LatestRun(ctx)
+		run, err := db.LatestFinishedRun(ctx)
+		if !errors.Is(err, store.ErrNotFound) {
+			return run, err
+		}
+		latest, err := db.LatestRun(ctx)
 		if errors.Is(err, store.ErrNotFound) {
 			return run, errors.New("no runs yet: run \"blockreport probe\" first, then report on it")
 		}
-		return run, err
+		if err != nil {
+			return run, err
+		}
+		return run, fmt.Errorf("no finished run yet: run %d is %s (finish it with \"blockreport probe\", or report on it as it is with --run %d)",
+			latest.ID, latest.State, latest.ID)
 	}
 	run, err := db.Run(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -82,6 +82,14 @@ func seed(t *testing.T, url string) {
 	}
 }
 
+// migrated creates an empty, migrated store at url.
+func migrated(t *testing.T, url string) {
+	t.Helper()
+	if _, stderr, code := runCmd(t, "migrate", "--db", url); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, stderr)
+	}
+}
+
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -168,7 +176,9 @@ func TestReportCommandNoRuns(t *testing.T) {
 	for name, newURL := range storeURLs(t) {
 		t.Run(name, func(t *testing.T) {
 			out := t.TempDir()
-			_, stderr, code := runCmd(t, "report", "--db", newURL(t), "--out", out)
+			url := newURL(t)
+			migrated(t, url)
+			_, stderr, code := runCmd(t, "report", "--db", url, "--out", out)
 			if code != 1 || !strings.Contains(stderr, "no runs yet") {
 				t.Errorf("exit %d, stderr %q; want 1 and \"no runs yet\"", code, stderr)
 			}

@@ -20,17 +20,18 @@ type runConfig struct {
 	MaxUnchecked float64 // percent
 }
 
-const runSynopsis = "run --out DIR [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--max-unchecked PCT] [flags]"
+const runSynopsis = "run --out DIR [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--max-unchecked PCT] [--retry-unchecked [--run RUN]] [flags]"
 
 // exitUnchecked is the exit code of a run that finished with more
 // forbidden, throttled or failed conversations than --max-unchecked allows.
 const exitUnchecked = 3
 
 // runRun probes every stored conversation (resuming an unfinished run) and
-// writes the run's reports: the cron entry point. It prints the report
-// paths on stdout. Exit codes: 0 done; 1 the run failed or was
-// interrupted; 2 usage error; 3 finished, but too many conversations could
-// not be checked.
+// writes the run's reports: the cron entry point. With --retry-unchecked it
+// re-probes the unchecked results of the latest finished run in place and
+// writes that run's reports again. It prints the report paths on stdout.
+// Exit codes: 0 done; 1 the run failed or was interrupted; 2 usage error;
+// 3 finished, but too many conversations could not be checked.
 func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseRunFlags(args, getenv, stderr)
 	if err != nil {
@@ -46,7 +47,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	limitMemory(getenv)
 
-	db, err := openStore(ctx, cfg.probe.common.DB, logger)
+	db, err := openExisting(ctx, cfg.probe.common.DB, logger)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err // already names the flag
+	}
 	if err != nil {
 		return fmt.Errorf("%w (check --db or BLOCKREPORT_DB, and that the database is up)", err)
 	}
@@ -135,7 +140,11 @@ func checkUnchecked(run blockreport.Run, maxPct float64) error {
 	if pct <= maxPct {
 		return nil
 	}
+	retry := `re-probe just those later with "blockreport run --retry-unchecked"`
+	if run.Mode == "message" {
+		retry += ` (results with reason DeliveryUnknown may have had the message already: they are re-sent only with --include-unknown)`
+	}
 	return withCode(exitUnchecked, fmt.Errorf(
-		"run %d finished, but %d of %d conversations (%.1f %%) could not be checked (%s), above --max-unchecked %g %%: see their reasons in the report and run again later",
-		run.ID, unchecked, total, pct, strings.Join(parts, ", "), maxPct))
+		"run %d finished, but %d of %d conversations (%.1f %%) could not be checked (%s), above --max-unchecked %g %%: see their reasons in the report; %s",
+		run.ID, unchecked, total, pct, strings.Join(parts, ", "), maxPct, retry))
 }

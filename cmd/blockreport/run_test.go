@@ -58,6 +58,8 @@ func TestRunFailsFast(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	emptyDB := "sqlite:" + filepath.Join(dir, "empty.db")
+	migrated(t, emptyDB)
 	good := fakeEnv(fake, seeded)
 	with := func(changes map[string]string) map[string]string {
 		m := map[string]string{}
@@ -89,7 +91,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"out under a file", good, []string{"--out", filepath.Join(blocker, "reports")}, 1, "set --out or BLOCKREPORT_OUT to a writable directory"},
 		{"out is a file", good, []string{"--out", blocker}, 1, "set --out or BLOCKREPORT_OUT to a writable directory"},
 		{"no out", good, []string{"--out", ""}, 2, "--out DIR is required"},
-		{"empty store", good, []string{"--db", "sqlite:" + filepath.Join(dir, "empty.db")}, 1, "blockreport import"},
+		{"empty store", good, []string{"--db", emptyDB}, 1, "blockreport import"},
+		{"no such store", good, []string{"--db", "sqlite:" + filepath.Join(dir, "typo.db")}, 2, "typo.db: no such file"},
 		{"bad max-unchecked", good, []string{"--max-unchecked", "120"}, 2, "--max-unchecked"},
 		{"bad env value", with(map[string]string{"BLOCKREPORT_MAX_UNCHECKED": "lots"}), nil, 2, "BLOCKREPORT_MAX_UNCHECKED"},
 	}

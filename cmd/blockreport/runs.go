@@ -38,10 +38,14 @@ type runsJSON struct {
 	Params     json.RawMessage            `json:"params,omitempty"`
 }
 
-// runRuns lists the runs of the store, newest first.
+// runRuns lists the runs of the store, newest first; "runs delete ID"
+// deletes one (runs_delete.go).
 func runRuns(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "delete" {
+		return runRunsDelete(ctx, args[1:], getenv, stdout, stderr)
+	}
 	var cfg runsConfig
-	fs := newFlagSet("runs", "runs [--db URL] [--limit N] [--json]", getenv, stderr)
+	fs := newFlagSet("runs", "runs [--db URL] [--limit N] [--json]\n       blockreport runs delete [--db URL] ID", getenv, stderr)
 	fs.common(&cfg.common)
 	fs.intVar(&cfg.Limit, "limit", 20, "list at most this many runs, newest first (0: all)", "BLOCKREPORT_RUNS_LIMIT")
 	fs.boolVar(&cfg.JSON, "json", false, "print JSON instead of a table", "BLOCKREPORT_RUNS_JSON")
@@ -58,7 +62,7 @@ func runRuns(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg.common.DB, logger)
+	db, err := openExisting(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ func TestRunsCommand(t *testing.T) {
 	for name, newURL := range storeURLs(t) {
 		t.Run(name, func(t *testing.T) {
 			url := newURL(t)
+			migrated(t, url)
 			stdout, stderr, code := runCmd(t, "runs", "--db", url)
 			if code != 0 || strings.TrimSpace(stdout) != "no runs yet" {
 				t.Errorf("empty store: exit %d, stdout %q, stderr %q", code, stdout, stderr)

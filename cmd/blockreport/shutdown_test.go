@@ -38,8 +38,14 @@ func startHelper(t *testing.T, args string, env map[string]string) (*exec.Cmd, *
 // bound; it returns the exit code and how long the exit took.
 func terminate(t *testing.T, cmd *exec.Cmd, bound time.Duration) (int, time.Duration) {
 	t.Helper()
+	return terminateWith(t, cmd, syscall.SIGTERM, bound)
+}
+
+// terminateWith is terminate with another signal.
+func terminateWith(t *testing.T, cmd *exec.Cmd, sig os.Signal, bound time.Duration) (int, time.Duration) {
+	t.Helper()
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -49,7 +55,7 @@ func terminate(t *testing.T, cmd *exec.Cmd, bound time.Duration) (int, time.Dura
 	case <-time.After(bound):
 		_ = cmd.Process.Kill()
 		<-done
-		t.Fatalf("still running %s after SIGTERM", bound)
+		t.Fatalf("still running %s after %v", bound, sig)
 	}
 	return cmd.ProcessState.ExitCode(), time.Since(start)
 }
