@@ -121,7 +121,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.intVar(&cfg.Concurrency, "concurrency", probe.DefaultConcurrency, "requests in flight at most, across tenants (the per-tenant --rate paces the run)", "BLOCKREPORT_CONCURRENCY")
 	fs.floatVar(&cfg.Rate, "rate", 40, "requests per second per tenant (Teams allows 50)", "BLOCKREPORT_RATE")
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
-	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors)", "BLOCKREPORT_ATTEMPTS")
+	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors; in message mode only 429 and connections that failed before sending)", "BLOCKREPORT_ATTEMPTS")
 	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish (0: none, they are cut off)", "BLOCKREPORT_GRACE")
 	fs.durationVar(&cfg.StoreWait, "store-wait", time.Minute, "how long a failing database is retried before the run stops as interrupted (resumable)", "BLOCKREPORT_STORE_WAIT")
 	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this unfinished run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
