@@ -53,6 +53,16 @@ func openStore(ctx context.Context, url string, logger *slog.Logger) (*store.DB,
 	return store.Open(ctx, url, logger)
 }
 
+// openExisting builds the logger the flags ask for and opens the existing
+// store they name (see openExisting): the start of a command that reads.
+func (c commonConfig) openExisting(ctx context.Context, stderr io.Writer) (*store.DB, error) {
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	return openExisting(ctx, c.DB, logger)
+}
+
 // openExisting opens the store at url for every command that works on an
 // existing store (runs, report, probe, run, check; export and history
 // too): a sqlite: path that does not exist is a usage error, one line

@@ -33,11 +33,7 @@ func runPrune(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.Keep < 1 {
 		return usageErrorf("prune: --keep N is required, N at least 1")
 	}
-	logger, err := cfg.common.logger(stderr)
-	if err != nil {
-		return err
-	}
-	db, err := openExisting(ctx, cfg.common.DB, logger)
+	db, err := cfg.common.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -58,11 +58,7 @@ func runRuns(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Limit < 0 {
 		return usageErrorf("runs: --limit must not be negative")
 	}
-	logger, err := cfg.common.logger(stderr)
-	if err != nil {
-		return err
-	}
-	db, err := openExisting(ctx, cfg.common.DB, logger)
+	db, err := cfg.common.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,7 @@ func runRunsDelete(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil || id <= 0 {
 		return usageErrorf("runs delete: %q is not a run ID (a positive number)", fs.Arg(0))
 	}
-	logger, err := cfg.logger(stderr)
-	if err != nil {
-		return err
-	}
-	db, err := openExisting(ctx, cfg.DB, logger)
+	db, err := cfg.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}
