@@ -18,16 +18,26 @@ import (
 // (stopping the engine's dispatch) and writes nothing more.
 type Guarded struct {
 	*store.DB
+	owns func(context.Context) error
 	lost context.CancelCauseFunc
 }
 
-// Guard wraps db for a run whose context lost cancels.
+// Guard wraps db, whose run lock this process holds, for a run whose
+// context lost cancels.
 func Guard(db *store.DB, lost context.CancelCauseFunc) *Guarded {
-	return &Guarded{DB: db, lost: lost}
+	return GuardWith(db, db.CheckLock, lost)
+}
+
+// GuardWith is Guard with another proof that this process still owns the
+// work (a queue worker's: its job is still its own). An error wrapping
+// store.ErrLockLost stops the run; any other error is a store failure the
+// engine retries.
+func GuardWith(db *store.DB, owns func(context.Context) error, lost context.CancelCauseFunc) *Guarded {
+	return &Guarded{DB: db, owns: owns, lost: lost}
 }
 
 func (g *Guarded) check(ctx context.Context) error {
-	err := g.DB.CheckLock(ctx)
+	err := g.owns(ctx)
 	if errors.Is(err, store.ErrLockLost) {
 		g.lost(err) // stop dispatching; nothing more is written
 	}

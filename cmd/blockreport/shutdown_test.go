@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,36 +17,49 @@ import (
 	"github.com/blockreport/blockreport/faketeams"
 )
 
+// syncBuffer is a bytes.Buffer a test may read while a subprocess's output
+// is still being copied into it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startHelper starts this test binary as the blockreport command (see
 // TestProbeHelperProcess) with args and env.
-func startHelper(t *testing.T, args string, env map[string]string) (*exec.Cmd, *bytes.Buffer) {
+func startHelper(t *testing.T, args string, env map[string]string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestProbeHelperProcess$")
 	cmd.Env = append(os.Environ(), "BLOCKREPORT_PROBE_HELPER=1", "BLOCKREPORT_HELPER_ARGS="+args)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return cmd, &out
+	return cmd, out
 }
 
 // terminate sends SIGTERM and waits for the process to exit, at most
 // bound; it returns the exit code and how long the exit took.
 func terminate(t *testing.T, cmd *exec.Cmd, bound time.Duration) (int, time.Duration) {
 	t.Helper()
-	return terminateWith(t, cmd, syscall.SIGTERM, bound)
-}
-
-// terminateWith is terminate with another signal.
-func terminateWith(t *testing.T, cmd *exec.Cmd, sig os.Signal, bound time.Duration) (int, time.Duration) {
-	t.Helper()
 	start := time.Now()
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -55,7 +69,7 @@ func terminateWith(t *testing.T, cmd *exec.Cmd, sig os.Signal, bound time.Durati
 	case <-time.After(bound):
 		_ = cmd.Process.Kill()
 		<-done
-		t.Fatalf("still running %s after %v", bound, sig)
+		t.Fatalf("still running %s after SIGTERM", bound)
 	}
 	return cmd.ProcessState.ExitCode(), time.Since(start)
 }
