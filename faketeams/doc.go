@@ -12,7 +12,20 @@
 //	GET  {prefix}/v3/conversations/{id}/members/{member} one member
 //	GET  {prefix}/v3/conversations/{id}/pagedmembers     roster page
 //	POST /{tenant}/oauth2/v2.0/token                     client credentials
+//	GET  /{tenant}/v2.0/.well-known/openid-configuration where MSAL finds it
+//	GET  /common/discovery/instance                      MSAL's instance metadata
+//	GET  /msi/token                                      managed identity (App Service)
+//	GET  /metadata/identity/oauth2/token                 managed identity (IMDS)
 //	GET  /_fake/stats                                    counters (Stats)
+//
+// Every route is served on plain http and on a TLS listener (TLSURL) whose
+// certificate a CA made at start signed; a client trusts it explicitly
+// (RootCAs, CACertPEM), never by turning verification off. The token
+// endpoint takes a client secret, a certificate's client assertion (RS256
+// or PS256, x5t or x5t#S256, aud, exp, iss = sub = app id, jti once;
+// subject-name/issuer trust through x5c) or a federated token
+// (FederatedToken), and records the tenant and audience of every token
+// (TokenInfo): the connector routes accept only ConnectorAudience.
 //
 // Error bodies follow ../shared/docs/teams-api.md §2: the standard envelope
 // {"error":{"code":...,"message":...}}, the Teams messaging shape

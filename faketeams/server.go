@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -54,6 +55,13 @@ type Config struct {
 	// Seed seeds latency and fault draws.
 	Seed uint64
 	Now  func() time.Time // default time.Now
+	// Scopes are the scopes the token service issues tokens for (default
+	// just Scope); each token records its audience (TokenInfo), and the
+	// connector routes accept only ConnectorAudience.
+	Scopes []string
+	// Entra configures certificates, federated credentials, tenants, the
+	// TLS listener and the managed-identity endpoint (token.go).
+	Entra Entra
 }
 
 // Server is a running simulated Bot Connector and token endpoint.
@@ -71,7 +79,9 @@ type Server struct {
 	rng      *mrand.Rand
 	convs    map[string]*conv // by conversation id
 	personal map[string]*conv // by tenant|user id and tenant|aad object id
-	tokens   map[string]time.Time
+	tokens   map[string]IssuedToken
+	entra    *entraState
+	tls      *tlsState
 	tenants  map[string]*tenantState
 	stats    Stats
 }
@@ -125,7 +135,7 @@ func Start(cfg Config) (*Server, error) {
 		rng:      mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
 		convs:    make(map[string]*conv, len(cfg.Population)),
 		personal: make(map[string]*conv),
-		tokens:   make(map[string]time.Time),
+		tokens:   make(map[string]IssuedToken),
 		tenants:  make(map[string]*tenantState),
 		stats:    newStats(),
 	}
@@ -154,9 +164,16 @@ func Start(cfg Config) (*Server, error) {
 			}
 		}
 	}
+	if err := s.initEntra(); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if err := s.startTLS(); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	s.ln = ln
 	s.url = "http://" + ln.Addr().String()
@@ -194,7 +211,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	close(s.done)
-	err := s.srv.Close()
+	err := errors.Join(s.srv.Close(), s.tls.srv.Close())
 	s.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("close faketeams server: %w", err)
@@ -381,8 +398,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/_fake/stats":
 		s.serveStats(w, r)
 		return
-	case strings.HasSuffix(path, "/oauth2/v2.0/token"):
-		s.serveToken(w, r)
+	case s.serveEntra(w, r, path):
 		return
 	}
 	req, ok := parsePath(path)
@@ -430,68 +446,6 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b) //nolint:errcheck
-}
-
-// serveToken is the client-credentials token endpoint. Wrong credentials
-// answer AAD-style OAuth errors: 401 invalid_client for a bad client id or
-// secret, 400 for a wrong grant type or scope.
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	oauthErr := func(status int, code, desc string) {
-		b, _ := json.Marshal(map[string]any{"error": code, "error_description": desc, "error_codes": []int{}})
-		s.reply(w, RouteToken, "", "", status, b, nil)
-	}
-	if r.Method != http.MethodPost {
-		oauthErr(http.StatusMethodNotAllowed, "invalid_request", "AADSTS900561: The endpoint only accepts POST requests.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthErr(http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain a valid form.")
-		return
-	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if u, p, ok := r.BasicAuth(); ok {
-		// RFC 6749 2.3.1: form-encoded inside Basic (x/oauth2 does this).
-		if uu, err := url.QueryUnescape(u); err == nil {
-			u = uu
-		}
-		if pp, err := url.QueryUnescape(p); err == nil {
-			p = pp
-		}
-		id, secret = u, p
-	}
-	switch {
-	case r.PostForm.Get("grant_type") != "client_credentials":
-		oauthErr(http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
-	case id != s.cfg.AppID:
-		oauthErr(http.StatusBadRequest, "unauthorized_client", "AADSTS700016: Application with identifier was not found in the directory.")
-	case secret != s.cfg.AppSecret:
-		oauthErr(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-	case r.PostForm.Get("scope") != Scope:
-		oauthErr(http.StatusBadRequest, "invalid_scope", "AADSTS70011: The provided value for the input parameter 'scope' is not valid.")
-	default:
-		tok := s.cfg.TokenPrefix + randomHex(32)
-		ttl := int(s.cfg.TokenTTL / time.Second)
-		s.mu.Lock()
-		s.tokens[tok] = s.cfg.Now().Add(s.cfg.TokenTTL)
-		s.stats.TokensIssued++
-		s.mu.Unlock()
-		b, _ := json.Marshal(map[string]any{
-			"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": tok,
-		})
-		s.reply(w, RouteToken, "", "", http.StatusOK, b, http.Header{"Cache-Control": {"no-store"}})
-	}
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.tokens[tok]
-	return ok && s.cfg.Now().Before(exp)
 }
 
 // createParams is the part of ConversationParameters the fake reads.
