@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
 )
 
-// flakyTokens is a token endpoint whose first token expires just after the
-// refresh window opens (expires_in 301 s against a 300 s window; later ones
-// last an hour) and that answers 503 while fail says so.
+// flakyTokens is a token endpoint issuing tok-1, tok-2, ...; its first
+// token expires just after auth's 5-minute refresh window opens
+// (expires_in 301 s), later ones last an hour; it answers 503 while fail
+// says so.
 type flakyTokens struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -46,7 +49,7 @@ func newFlakyTokens(t *testing.T) *flakyTokens {
 		f.issued++
 		expires := 3600
 		if f.issued == 1 {
-			expires = int(refreshEarly/time.Second) + 1
+			expires = 301
 		}
 		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":"tok-%d"}`, expires, f.issued)
 	}))
@@ -66,106 +69,244 @@ func (f *flakyTokens) counts() (issued, failed int) {
 	return f.issued, f.failed
 }
 
-// TestTokenRenewalFailures: a token endpoint failing when the shared token
-// is renewed does not fail the run while the token is valid; once it
-// expired the run stops as interrupted (resumable), its results saved.
-func TestTokenRenewalFailures(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		fail    int           // 503s at renewal; -1: forever
-		skew    time.Duration // clock moved forward at the 5th request
-		wantErr bool
-		bearers []string // tokens the connector saw
-	}{
-		{"503 once at renewal", 1, 2 * time.Second, false, []string{"tok-1", "tok-2"}},
-		{"503 forever, token still valid", -1, 2 * time.Second, false, []string{"tok-1"}},
-		{"503 forever after expiry", -1, refreshEarly + 2*time.Second, true, []string{"tok-1"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			tok := newFlakyTokens(t)
-			var skew atomic.Int64
-			conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
-				if n == 5 {
-					tok.set(tt.fail)
-					skew.Store(int64(tt.skew))
-				}
-				return 200, `{}`, nil
-			})
-			var refs []blockreport.Reference
-			for i := range 20 {
-				refs = append(refs, personal(int64(i+1), []string{"t1", "t2"}[i%2], conn.URL+"/amer/"))
-			}
-			st := newMemStore(refs)
-			cfg := testConfig(t, tok.URL, nil)
-			cfg.Concurrency = 1
-			p := mustNew(t, cfg)
-			p.tokens.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-			p.tokens.pause = func(time.Duration) {}
+// bearers are the distinct tokens a connector saw, in order.
+func bearers(conn *connector) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range conn.requests() {
+		b := strings.TrimPrefix(r.Auth, "Bearer ")
+		if !seen[b] {
+			seen[b] = true
+			out = append(out, b)
+		}
+	}
+	return out
+}
 
-			err := p.Run(context.Background(), st, 1)
-			bearers := map[string]bool{}
-			for _, r := range conn.requests() {
-				bearers[strings.TrimPrefix(r.Auth, "Bearer ")] = true
-			}
-			for _, b := range tt.bearers {
-				if !bearers[b] {
-					t.Errorf("no request carried %s (saw %v)", b, bearers)
-				}
-			}
-			if len(bearers) != len(tt.bearers) {
-				t.Errorf("requests carried %v, want %v", bearers, tt.bearers)
-			}
-			if !tt.wantErr {
-				if err != nil {
-					t.Fatalf("run failed: %v", err)
-				}
-				if st.count() != len(refs) {
-					t.Errorf("%d results, want %d", st.count(), len(refs))
-				}
-				return
-			}
-			if !errors.Is(err, ErrInterrupted) || errors.Is(err, ErrToken) {
-				t.Fatalf("err = %v, want ErrInterrupted and not ErrToken", err)
-			}
-			if s := err.Error(); strings.Contains(s, testSecret) || strings.Contains(s, "tok-") || strings.Contains(s, "\n") || !strings.Contains(s, "HTTP 503") {
-				t.Errorf("error %q: want one line naming HTTP 503, no secret, no token", s)
-			}
-			sent := len(conn.requests())
-			if got := st.count(); got != sent || sent >= len(refs) || sent < 5 {
-				t.Errorf("%d results for %d requests of %d references: want every answer saved and the run stopped", got, sent, len(refs))
-			}
-			if _, failed := tok.counts(); failed > tokenAttempts*2 {
-				t.Errorf("token endpoint asked %d times while failing: the retries are not bounded", failed)
-			}
-			// The endpoint is back: the next run resumes the rest.
-			tok.set(0)
-			skew.Store(0)
-			if err := p.Run(context.Background(), st, 1); err != nil {
-				t.Fatal(err)
-			}
-			if st.count() != len(refs) || st.dupes != 0 {
-				t.Errorf("after resume: %d results, %d duplicates; want %d, 0", st.count(), st.dupes, len(refs))
-			}
-		})
+// TestTokenExpiredWhileEndpointDown: the token endpoint failing at renewal
+// does not stop the run while the token is valid (auth's tests cover
+// that); once it expired the run stops as interrupted with what it
+// answered so far saved, and the next run resumes the rest.
+func TestTokenExpiredWhileEndpointDown(t *testing.T) {
+	tok := newFlakyTokens(t)
+	var skew atomic.Int64
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		if n == 5 {
+			tok.set(-1)
+			skew.Store(int64(6 * time.Minute)) // past the first token's 301 s
+		}
+		return 200, `{}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 20 {
+		refs = append(refs, personal(int64(i+1), []string{"t1", "t2"}[i%2], conn.URL+"/amer/"))
+	}
+	st := newMemStore(refs)
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Concurrency = 1
+	cred, err := auth.New(auth.Config{AppID: "app-1", Secret: testSecret, TokenURL: tok.URL,
+		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credential = cred
+	p := mustNew(t, cfg)
+	err = p.Run(context.Background(), st, 1)
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, ErrToken) {
+		t.Fatalf("err = %v, want ErrInterrupted (auth.ErrUnavailable), not ErrToken", err)
+	}
+	if s := err.Error(); strings.Contains(s, testSecret) || strings.Contains(s, "tok-") || strings.Contains(s, "\n") || !strings.Contains(s, "HTTP 503") {
+		t.Errorf("error %q: want one line naming HTTP 503, no secret, no token", s)
+	}
+	sent := len(conn.requests())
+	if got := st.count(); got != sent || sent >= len(refs) || sent < 5 {
+		t.Errorf("%d results for %d requests of %d references: want every answer saved and the run stopped", got, sent, len(refs))
+	}
+	tok.set(0)
+	if err := p.Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != len(refs) || st.dupes != 0 {
+		t.Errorf("after resume: %d results, %d duplicates; want %d, 0", st.count(), st.dupes, len(refs))
+	}
+}
+
+// TestUnauthorizedRenewsOnce: a connector 401 (a revoked or rolled-over
+// token) makes the probe fetch a fresh token and retry that request once:
+// the reference is reachable, with a second token fetched.
+func TestUnauthorizedRenewsOnce(t *testing.T) {
+	tok := newFlakyTokens(t)
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		if r.Auth == "Bearer tok-1" && n >= 3 { // tok-1 revoked after two requests
+			return 401, `{"error":{"code":"Unauthorized","message":"Authorization has been denied for this request."}}`, nil
+		}
+		return 201, `{"id":"1"}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 10 {
+		refs = append(refs, personal(int64(i+1), "t", conn.URL+"/amer/"))
+	}
+	st := newMemStore(refs)
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Concurrency = 1
+	if err := mustNew(t, cfg).Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refs {
+		if r := st.result(t, ref.ID); r.Status != blockreport.StatusReachable {
+			t.Errorf("reference %d: %s (%s), want reachable", ref.ID, r.Status, r.Detail)
+		}
+	}
+	if r := st.result(t, 3); r.Attempts != 2 || r.HTTPStatus != 201 {
+		t.Errorf("the 401'd reference: %d attempts, HTTP %d; want 2 and 201", r.Attempts, r.HTTPStatus)
+	}
+	if issued, _ := tok.counts(); issued != 2 {
+		t.Errorf("%d tokens fetched, want 2", issued)
+	}
+	if got := bearers(conn); len(got) != 2 || got[0] != "tok-1" || got[1] != "tok-2" {
+		t.Errorf("connector saw tokens %v, want tok-1 then tok-2", got)
+	}
+	if n := len(conn.requests()); n != len(refs)+1 {
+		t.Errorf("%d requests, want %d (one retry)", n, len(refs)+1)
+	}
+}
+
+// TestKeyRolloverRenewsOnceForAll: when the token is rejected while many
+// requests are in flight, every one retries once, all with the one token
+// fetched by a single renewal.
+func TestKeyRolloverRenewsOnceForAll(t *testing.T) {
+	tok := newFlakyTokens(t)
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		time.Sleep(5 * time.Millisecond)
+		if r.Auth == "Bearer tok-1" && n > 8 {
+			return 401, `{"error":{"code":"Unauthorized","message":"denied"}}`, nil
+		}
+		return 201, `{"id":"1"}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 200 {
+		refs = append(refs, personal(int64(i+1), []string{"t1", "t2", "t3", "t4"}[i%4], conn.URL+"/amer/"))
+	}
+	st := newMemStore(refs)
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Concurrency = 16
+	if err := mustNew(t, cfg).Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != len(refs) {
+		t.Fatalf("%d results, want %d", st.count(), len(refs))
+	}
+	for _, ref := range refs {
+		if r := st.result(t, ref.ID); r.Status != blockreport.StatusReachable {
+			t.Fatalf("reference %d: %s, want reachable", ref.ID, r.Status)
+		}
+	}
+	if issued, _ := tok.counts(); issued != 2 {
+		t.Errorf("%d tokens fetched, want 2 (one renewal for every 401)", issued)
+	}
+}
+
+// TestUnauthorizedTwiceInterrupts: a 401 also to the retry with a fresh
+// token stops the run at once as interrupted (not failed), naming what to
+// check; the answers so far are saved and the next run resumes the rest.
+func TestUnauthorizedTwiceInterrupts(t *testing.T) {
+	tok := newFlakyTokens(t)
+	var registered, after401 atomic.Bool
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		if after401.Load() && !registered.Load() {
+			t.Errorf("request %s after the second 401", r.Path)
+		}
+		if n <= 3 || registered.Load() {
+			return 200, `{}`, nil
+		}
+		if n == 5 {
+			after401.Store(true)
+		}
+		return 401, `{"error":{"code":"BotNotRegistered","message":"No registration found for this bot."}}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 50 {
+		refs = append(refs, personal(int64(i+1), "t", conn.URL+"/amer/"))
+	}
+	st := newMemStore(refs)
+	var logs bytes.Buffer
+	cfg := testConfig(t, tok.URL, &logs)
+	cfg.Concurrency = 1 // strict order: the 4th request and its retry are the 401s
+	p := mustNew(t, cfg)
+	err := p.Run(context.Background(), st, 1)
+	if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrUnauthorized and ErrInterrupted", err)
+	}
+	for _, want := range []string{"BotNotRegistered", "--app-id", "freshly fetched"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if n := len(conn.requests()); n != 5 {
+		t.Errorf("%d requests, want 5 (the 401, its retry, none after)", n)
+	}
+	if issued, _ := tok.counts(); issued != 2 {
+		t.Errorf("%d tokens fetched, want 2", issued)
+	}
+	if n := st.count(); n != 3 {
+		t.Errorf("%d results, want 3 (none for the 401'd reference)", n)
+	}
+	for _, s := range []string{err.Error(), logs.String()} {
+		if strings.Contains(s, testSecret) || strings.Contains(s, "tok-") {
+			t.Errorf("secret or token leaked: %s", s)
+		}
+	}
+	registered.Store(true) // the bot registration is fixed
+	if err := p.Run(context.Background(), st, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != len(refs) || st.dupes != 0 {
+		t.Errorf("after resume: %d results, %d duplicates; want %d, 0", st.count(), st.dupes, len(refs))
+	}
+}
+
+// TestRenewFailureInterrupts: when the token endpoint refuses the renewal
+// after a 401 (the secret was revoked too), the run stops as interrupted
+// with the endpoint's reason.
+func TestRenewFailureInterrupts(t *testing.T) {
+	tok := newFlakyTokens(t)
+	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
+		if n == 2 {
+			tok.set(-1)
+			return 401, `{}`, nil
+		}
+		return 200, `{}`, nil
+	})
+	var refs []blockreport.Reference
+	for i := range 5 {
+		refs = append(refs, personal(int64(i+1), "t", conn.URL+"/amer/"))
+	}
+	cfg := testConfig(t, tok.URL, nil)
+	cfg.Concurrency = 1
+	err := mustNew(t, cfg).Run(context.Background(), newMemStore(refs), 1)
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, auth.ErrUnavailable) || !strings.Contains(err.Error(), "renewing the token after a 401") {
+		t.Fatalf("err = %v, want interrupted while renewing after a 401", err)
+	}
+	if n := len(conn.requests()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
 	}
 }
 
 // TestTokenEndpointDownAtStart: with no token yet, a token endpoint
-// answering 5xx fails the run at once as a configuration error, after a
-// few quick retries.
+// answering 5xx fails the run at once (ErrToken), after a few quick
+// retries, before anything is probed.
 func TestTokenEndpointDownAtStart(t *testing.T) {
 	tok := newFlakyTokens(t)
 	tok.set(-1)
 	conn := forbidden(t)
 	p := mustNew(t, testConfig(t, tok.URL, nil))
-	p.tokens.pause = func(time.Duration) {}
 	st := newMemStore([]blockreport.Reference{personal(1, "t", conn.URL+"/amer/")})
 	err := p.Run(context.Background(), st, 1)
 	if !errors.Is(err, ErrToken) || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("err = %v, want ErrToken naming HTTP 503", err)
 	}
-	if _, failed := tok.counts(); failed != tokenAttempts {
-		t.Errorf("token endpoint asked %d times, want %d", failed, tokenAttempts)
+	if _, failed := tok.counts(); failed != 3 {
+		t.Errorf("token endpoint asked %d times, want 3", failed)
 	}
 	if st.count() != 0 {
 		t.Error("results recorded without a token")

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -23,15 +22,13 @@ const (
 
 // cloudProfile is everything that differs between clouds.
 type cloudProfile struct {
-	loginURL      string   // token endpoint prefix; tenant and path are appended
-	defaultTenant string   // tenant of multi-tenant bots
-	scope         string   // client-credentials scope
+	scope         string   // of the connector token
 	hosts         []string // Bot Connector hosts that may receive the token (https only)
 	gccServiceURL string   // where a 403 InvalidBotApiHost is retried
 }
 
 // clouds is the single table of cloud facts. Sources (teams-api.md §5):
-//   - login URLs, tenants and scopes: bot-docs rest-api/bot-framework-rest-connector-authentication.md,
+//   - scopes: bot-docs rest-api/bot-framework-rest-connector-authentication.md,
 //     how-to-deploy-gov-cloud-high.md, botbuilder-js authenticationConstants.ts and governmentConstants.ts;
 //     GCC (moderate) uses the public login and scope (microsoft/teams.ts cloud-environment.ts; inference).
 //   - hosts: the allow-lists of microsoft/teams.ts packages/api/src/auth/cloud-environment.ts and
@@ -40,30 +37,22 @@ type cloudProfile struct {
 //     InvalidBotApiHost message in the status-code table.
 var clouds = map[Cloud]cloudProfile{
 	CloudPublic: {
-		loginURL:      "https://login.microsoftonline.com/",
-		defaultTenant: "botframework.com",
 		scope:         "https://api.botframework.com/.default",
 		hosts:         []string{"smba.trafficmanager.net", "smba.onyx.prod.teams.trafficmanager.net", "smba.infra.gcc.teams.microsoft.com"},
 		gccServiceURL: "https://smba.infra.gcc.teams.microsoft.com/teams/",
 	},
 	CloudGCC: {
-		loginURL:      "https://login.microsoftonline.com/",
-		defaultTenant: "botframework.com",
 		scope:         "https://api.botframework.com/.default",
 		hosts:         []string{"smba.infra.gcc.teams.microsoft.com", "smba.trafficmanager.net", "smba.onyx.prod.teams.trafficmanager.net"},
 		gccServiceURL: "https://smba.infra.gcc.teams.microsoft.com/teams/",
 	},
 	CloudGCCH: {
-		loginURL:      "https://login.microsoftonline.us/",
-		defaultTenant: "MicrosoftServices.onmicrosoft.us",
-		scope:         "https://api.botframework.us/.default",
-		hosts:         []string{"smba.infra.gov.teams.microsoft.us"},
+		scope: "https://api.botframework.us/.default",
+		hosts: []string{"smba.infra.gov.teams.microsoft.us"},
 	},
 	CloudDoD: {
-		loginURL:      "https://login.microsoftonline.us/",
-		defaultTenant: "MicrosoftServices.onmicrosoft.us",
-		scope:         "https://api.botframework.us/.default",
-		hosts:         []string{"smba.infra.dod.teams.microsoft.us"},
+		scope: "https://api.botframework.us/.default",
+		hosts: []string{"smba.infra.dod.teams.microsoft.us"},
 	},
 }
 
@@ -76,16 +65,6 @@ func profile(c Cloud) (cloudProfile, error) {
 		return cloudProfile{}, fmt.Errorf("unknown cloud %q: want public, gcc, gcch or dod", c)
 	}
 	return p, nil
-}
-
-// tokenURL is the client-credentials endpoint of cloud for appTenant ("" for
-// a multi-tenant bot).
-func (p cloudProfile) tokenURL(appTenant string) string {
-	t := appTenant
-	if t == "" {
-		t = p.defaultTenant
-	}
-	return p.loginURL + url.PathEscape(t) + "/oauth2/v2.0/token"
 }
 
 // allowList decides which service URLs may receive the bearer token.
@@ -145,34 +124,6 @@ func (a allowList) checkServiceURL(raw string) error {
 		return err
 	}
 	return a.check(u)
-}
-
-// CheckTokenURL returns nil when tokenURL may receive the app secret: an
-// absolute https URL, or plain http to a loopback host (127.0.0.0/8, ::1,
-// localhost), without user info. Anything else would send the secret in
-// plain text or to an unintended place.
-func CheckTokenURL(tokenURL string) error {
-	u, err := url.Parse(strings.TrimSpace(tokenURL))
-	if err != nil {
-		return errors.New("token URL does not parse")
-	}
-	if u.Host == "" || u.Opaque != "" {
-		return errors.New("token URL is not an absolute URL")
-	}
-	if u.User != nil {
-		return errors.New("token URL carries user info")
-	}
-	host := strings.ToLower(u.Hostname())
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(host) {
-			return nil
-		}
-		return fmt.Errorf("token URL host %q: plain http would send the app secret in clear text; want https (http only for loopback hosts)", host)
-	}
-	return fmt.Errorf("token URL scheme %q: want https", u.Scheme)
 }
 
 func isLoopback(host string) bool {

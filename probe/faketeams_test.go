@@ -10,13 +10,17 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
 	"github.com/blockreport/blockreport/faketeams"
 )
 
 func fakeConfig(fake *faketeams.Server, rate float64, concurrency int) Config {
+	cred, err := auth.New(auth.Config{AppID: faketeams.DefaultAppID, Secret: faketeams.DefaultAppSecret, TokenURL: fake.TokenURL("botframework.com")})
+	if err != nil {
+		panic(err) // a constant configuration
+	}
 	return Config{
-		AppID: faketeams.DefaultAppID, AppPassword: faketeams.DefaultAppSecret,
-		TokenURL: fake.TokenURL("botframework.com"), AllowHosts: []string{"127.0.0.1"},
+		AppID: faketeams.DefaultAppID, Credential: cred, AllowHosts: []string{"127.0.0.1"},
 		GCCServiceURL: fake.ServiceURL("gcc"), Rate: rate, Concurrency: concurrency,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	}

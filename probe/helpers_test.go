@@ -17,6 +17,7 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
 )
 
 const testSecret = "s3cr3t-Recognisable-~Secret.Value"
@@ -246,7 +247,7 @@ func host(t *testing.T, raw string) string {
 func testConfig(t *testing.T, tokenURL string, logs *bytes.Buffer) Config {
 	t.Helper()
 	c := Config{
-		AppID: "app-1", AppPassword: testSecret, TokenURL: tokenURL,
+		AppID:       "app-1",
 		AllowHosts:  []string{"127.0.0.1"},
 		Concurrency: 4, Rate: 1000, Timeout: 5 * time.Second, Attempts: 4, Grace: 5 * time.Second,
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
@@ -256,7 +257,19 @@ func testConfig(t *testing.T, tokenURL string, logs *bytes.Buffer) Config {
 	if logs != nil {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	c.Credential = testCredential(t, tokenURL, testSecret, c.Logger)
 	return c
+}
+
+// testCredential is the app secret credential of app-1 against the
+// token endpoint tokenURL.
+func testCredential(t *testing.T, tokenURL, secret string, log *slog.Logger) *auth.Credential {
+	t.Helper()
+	cred, err := auth.New(auth.Config{AppID: "app-1", Secret: secret, TokenURL: tokenURL, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
 }
 
 func mustNew(t *testing.T, cfg Config) *Prober {

@@ -29,8 +29,10 @@ type Store interface {
 
 // Sentinel errors of a run; each is wrapped with the details of what to fix.
 var (
-	// ErrUnauthorized means the Bot Connector answered 401: the app id or
-	// secret is wrong or the bot is not registered. The run stops at once.
+	// ErrUnauthorized means the Bot Connector answered 401 to a request
+	// retried with a freshly fetched token: the app id or credential is
+	// wrong or the bot is not registered. The run stops as interrupted
+	// (it wraps ErrInterrupted too), resumable once that is fixed.
 	ErrUnauthorized = errors.New("the Bot Connector rejected the bot's token (HTTP 401)")
 	// ErrInterrupted means the run was cancelled; what was answered is saved
 	// and the next run resumes the rest.
@@ -60,12 +62,11 @@ const (
 
 // Config configures a Prober. Zero values take the documented defaults.
 type Config struct {
-	AppID       string
-	AppPassword string // never logged, never in an error
-	AppTenant   string // "" for a multi-tenant bot
-	Cloud       Cloud  // default public
-	TokenURL    string // overrides the cloud's token endpoint (tests)
-	AllowHosts  []string
+	AppID string // the bot's app id (its id in conversations is "28:" + AppID)
+	// Credential gets the Bot Connector token (*auth.Credential).
+	Credential Credential
+	Cloud      Cloud // default public
+	AllowHosts []string
 	// GCCServiceURL is where a 403 InvalidBotApiHost is retried once
 	// (default: the cloud's GCC service URL). It must pass the allow-list.
 	GCCServiceURL string
@@ -176,7 +177,8 @@ type Prober struct {
 	cfg     Config
 	client  *http.Client
 	allow   allowList
-	tokens  *tokens
+	cred    Credential
+	scope   string   // of the connector token
 	gcc     *url.URL // nil: no InvalidBotApiHost retry
 	message map[string]any
 
@@ -202,8 +204,8 @@ func New(cfg Config) (*Prober, error) {
 	if cfg.AppID == "" {
 		return nil, errors.New("no app id: set --app-id or MICROSOFT_APP_ID")
 	}
-	if cfg.AppPassword == "" {
-		return nil, errors.New("no app password: set --app-password-file or MICROSOFT_APP_PASSWORD")
+	if cfg.Credential == nil {
+		return nil, errors.New("no credential for the Bot Connector token")
 	}
 	switch cfg.Mode {
 	case ModeTyping, ModeMembers:
@@ -218,7 +220,7 @@ func New(cfg Config) (*Prober, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prober{cfg: cfg, allow: allow, pacers: map[string]*pacer{}}
+	p := &Prober{cfg: cfg, allow: allow, cred: cfg.Credential, scope: prof.scope, pacers: map[string]*pacer{}}
 	p.prog.ByStatus = map[blockreport.Status]int{}
 	if cfg.Mode == ModeMessage {
 		if p.message, err = parseMessage(cfg.Message); err != nil {
@@ -257,18 +259,6 @@ func New(cfg Config) (*Prober, error) {
 	// host the allow-list did not approve. A 3xx is a failed result.
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	p.client = &client
-
-	tokenURL := cfg.TokenURL
-	if tokenURL == "" {
-		tokenURL = prof.tokenURL(cfg.AppTenant)
-	} else if err := CheckTokenURL(tokenURL); err != nil {
-		return nil, err
-	}
-	tokClient := client
-	if tokClient.Timeout == 0 {
-		tokClient.Timeout = cfg.Timeout
-	}
-	p.tokens = newTokens(context.Background(), cfg.AppID, cfg.AppPassword, tokenURL, prof.scope, &tokClient, cfg.Logger)
 	return p, nil
 }
 
@@ -365,10 +355,13 @@ func CheckMessage(b []byte) error {
 	return err
 }
 
-// CheckToken fetches the shared token; its error says what to fix.
+// CheckToken gets the connector token; its error wraps ErrToken and says
+// what to fix.
 func (p *Prober) CheckToken() error {
-	_, err := p.tokens.token()
-	return err
+	if _, err := p.cred.Token(context.Background(), "", p.scope); err != nil {
+		return fmt.Errorf("%w: %w", ErrToken, err)
+	}
+	return nil
 }
 
 // Run probes every reference of runID that has no result yet, tenant by

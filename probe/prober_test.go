@@ -462,51 +462,6 @@ func TestInvalidBotAPIHostRetriesOnGCC(t *testing.T) {
 	}
 }
 
-func TestUnauthorizedStopsRun(t *testing.T) {
-	tok, _ := tokenServer(t)
-	var after401 atomic.Bool
-	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
-		if after401.Load() {
-			t.Errorf("request %s after the first 401", r.Path)
-		}
-		if n <= 3 {
-			return 200, `{}`, nil
-		}
-		after401.Store(true)
-		return 401, `{"error":{"code":"BotNotRegistered","message":"No registration found for this bot."}}`, nil
-	})
-	var refs []blockreport.Reference
-	for i := range 50 {
-		refs = append(refs, personal(int64(i+1), "t", conn.URL+"/amer/"))
-	}
-	st := newMemStore(refs)
-	var logs bytes.Buffer
-	cfg := testConfig(t, tok.URL, &logs)
-	cfg.Concurrency = 1 // strict order: the 4th request is the only 401
-	p := mustNew(t, cfg)
-	err := p.Run(context.Background(), st, 1)
-	if !errors.Is(err, ErrUnauthorized) {
-		t.Fatalf("err = %v, want ErrUnauthorized", err)
-	}
-	if !strings.Contains(err.Error(), "BotNotRegistered") || !strings.Contains(err.Error(), "--app-id") {
-		t.Errorf("error does not say what to fix: %v", err)
-	}
-	if n := len(conn.requests()); n != 4 {
-		t.Errorf("%d requests, want 4 (none after the 401)", n)
-	}
-	if n := st.count(); n != 3 {
-		t.Errorf("%d results, want 3 (none for the 401'd reference)", n)
-	}
-	if _, ok := st.results[4]; ok {
-		t.Error("the 401'd reference has a result")
-	}
-	for _, s := range []string{err.Error(), logs.String()} {
-		if strings.Contains(s, testSecret) || strings.Contains(s, "tok-abc") {
-			t.Errorf("secret or token leaked: %s", s)
-		}
-	}
-}
-
 func TestTokenFailures(t *testing.T) {
 	tok, _ := tokenServer(t)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -529,7 +484,7 @@ func TestTokenFailures(t *testing.T) {
 			conn := forbidden(t)
 			var logs bytes.Buffer
 			cfg := testConfig(t, tt.tokenURL, &logs)
-			cfg.AppPassword = tt.secret
+			cfg.Credential = testCredential(t, tt.tokenURL, tt.secret, cfg.Logger)
 			p := mustNew(t, cfg)
 			st := newMemStore([]blockreport.Reference{personal(1, "t", conn.URL+"/amer/")})
 			err := p.Run(context.Background(), st, 1)
@@ -623,10 +578,10 @@ func TestInterruptKeepsInFlightAndResumes(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	base := Config{AppID: "a", AppPassword: "p"}
+	base := Config{AppID: "a", Credential: testCredential(t, "https://login.example/t/oauth2/v2.0/token", "p", nil)}
 	for name, mod := range map[string]func(*Config){
 		"no app id":        func(c *Config) { c.AppID = "" },
-		"no password":      func(c *Config) { c.AppPassword = "" },
+		"no credential":    func(c *Config) { c.Credential = nil },
 		"bad cloud":        func(c *Config) { c.Cloud = "mars" },
 		"bad mode":         func(c *Config) { c.Mode = "poke" },
 		"message no file":  func(c *Config) { c.Mode = ModeMessage },
@@ -649,25 +604,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg.Cloud = c
 		if _, err := New(cfg); err != nil {
 			t.Errorf("cloud %s: %v", c, err)
-		}
-	}
-}
-
-func TestTokenURLs(t *testing.T) {
-	for _, tt := range []struct {
-		cloud  Cloud
-		tenant string
-		want   string
-	}{
-		{CloudPublic, "", "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"},
-		{CloudPublic, "contoso.onmicrosoft.com", "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"},
-		{CloudGCC, "", "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"},
-		{CloudGCCH, "", "https://login.microsoftonline.us/MicrosoftServices.onmicrosoft.us/oauth2/v2.0/token"},
-		{CloudDoD, "t-1", "https://login.microsoftonline.us/t-1/oauth2/v2.0/token"},
-	} {
-		p, _ := profile(tt.cloud)
-		if got := p.tokenURL(tt.tenant); got != tt.want {
-			t.Errorf("%s/%s: %s, want %s", tt.cloud, tt.tenant, got, tt.want)
 		}
 	}
 }

@@ -261,7 +261,7 @@ func (p *Prober) activity(ref blockreport.Reference, conv string) []byte {
 func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 	p := s.p
 	var o outcome
-	gccTried := false
+	gccTried, renewed := false, false
 	for {
 		if !paced {
 			if err := pc.wait(s.dispatch); err != nil {
@@ -276,9 +276,9 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			o.drop = true
 			return o
 		}
-		tok, err := p.tokens.token()
+		tok, err := p.cred.Token(s.inflight, "", p.scope)
 		if err != nil {
-			s.fail(err)
+			s.fail(tokenStops(err))
 			o.drop = true
 			return o
 		}
@@ -314,10 +314,20 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			return o
 		}
 		switch {
+		case o.status == http.StatusUnauthorized && !renewed:
+			// A revoked or rolled-over token: fetch a fresh one (from no
+			// cache) and retry this request once.
+			renewed = true
+			if _, err := p.cred.Renew(s.inflight, "", p.scope, tok); err != nil {
+				s.fail(tokenStops(err))
+				o.drop = true
+				return o
+			}
+			continue
 		case o.status == http.StatusUnauthorized:
 			_, reason, detail := Classify(o.status, o.body)
-			s.fail(fmt.Errorf("%w: %s %s (%s: %s): check --app-id, the app password, --cloud and that the bot is registered for Teams",
-				ErrUnauthorized, c.method, u.Host, reason, detail))
+			s.fail(fmt.Errorf("%w, also a freshly fetched one: %s %s (%s: %s): check --app-id, the credential, --cloud and that the bot is registered for Teams; the run stops (%w)",
+				ErrUnauthorized, c.method, u.Host, reason, detail, ErrInterrupted))
 			o.drop = true
 			return o
 		case o.status == http.StatusForbidden && !gccTried && p.gcc != nil && (*base).String() != p.gcc.String():
