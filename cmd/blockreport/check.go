@@ -22,7 +22,7 @@ type checkConfig struct {
 	Out   string
 }
 
-const checkSynopsis = "check [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--message-file FILE] [--out DIR] [flags]"
+const checkSynopsis = "check [--db URL] [--app-id ID] [--auth KIND] [--app-password-file FILE] [--mode typing|message|members] [--message-file FILE] [--out DIR] [flags]" + credentialsHelp
 
 // runCheck is the preflight of a run without probing anyone: the store,
 // the credentials and a token, the allow-list's coverage of the stored
@@ -70,10 +70,10 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Sprintf("mode %s, cloud %s, %g requests/s per tenant, %d in flight", pc.Mode, pc.Cloud, pc.Rate, pc.Concurrency), nil
 	})
 	credentials := configured && c.step("credentials", func() (string, error) {
-		if err := pc.loadPassword("check", getenv); err != nil {
+		if err := pc.cred.check("check", getenv); err != nil {
 			return "", err
 		}
-		return "app " + pc.AppID + ", password read (not shown)", nil
+		return pc.cred.describe(), nil
 	})
 	c.step("token", func() (string, error) {
 		if !credentials {
@@ -81,6 +81,11 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		tcfg := pc.proberConfig(logger)
 		tcfg.Mode = probe.ModeTyping // the token does not depend on the mode; the message file has its own step
+		cred, err := pc.cred.credential(probe.Cloud(pc.Cloud), logger)
+		if err != nil {
+			return "", err
+		}
+		tcfg.Credential = cred
 		p, err := probe.New(tcfg)
 		if err != nil {
 			return "", usageErrorf("%v", err)
@@ -88,7 +93,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		if err := p.CheckToken(); err != nil {
 			return "", err
 		}
-		return "the token endpoint issued a Bot Connector token", nil
+		return "a Bot Connector token was issued", nil
 	})
 	c.step("allow-list", func() (string, error) {
 		if db == nil || !configured {

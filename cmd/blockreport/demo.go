@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
 	"github.com/blockreport/blockreport/faketeams"
 	"github.com/blockreport/blockreport/store"
 )
@@ -95,8 +97,16 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	opts.Users, opts.Tenants, opts.Seed = cfg.Users, cfg.Tenants, uint64(cfg.Seed)
 	limits := faketeams.DefaultLimits()
 	limits.TenantPerSecond = demoTenantLimit
+	// The bot proves itself with a certificate, as enterprises have it:
+	// made now, registered with the simulated Entra, used through
+	// azidentity over TLS that trusts the simulator's CA only.
+	appCert, err := faketeams.NewAppCertificate(faketeams.AppCertificateOptions{Subject: "blockreport demo"})
+	if err != nil {
+		return fmt.Errorf("make the demo app certificate: %w", err)
+	}
 	fake, err := faketeams.Start(faketeams.Config{
 		Population: faketeams.Generate(opts), Limits: &limits, Latency: demoLatency, Seed: uint64(cfg.Seed),
+		Entra: faketeams.Entra{Certificates: []*x509.Certificate{appCert.Cert}},
 	})
 	if err != nil {
 		return fmt.Errorf("start the simulated Teams: %w", err)
@@ -115,8 +125,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	pcfg := probeConfig{
 		common: commonConfig{DB: "sqlite:" + dbPath, LogFormat: cfg.LogFormat, LogLevel: cfg.LogLevel},
-		AppID:  faketeams.DefaultAppID, appPassword: faketeams.DefaultAppSecret,
-		Cloud: "public", TokenURL: fake.TokenURL("botframework.com"),
+		cred: credentialConfig{
+			AppID: faketeams.DefaultAppID, AuthorityHost: fake.AuthorityHost(), kind: auth.Certificate,
+			certs: []*x509.Certificate{appCert.Cert}, key: appCert.Key, rootCAs: fake.RootCAs(),
+		},
+		Cloud:      "public",
 		AllowHosts: hostList{"127.0.0.1"}, GCCServiceURL: fake.ServiceURL("gcc"),
 		Mode: "typing", Concurrency: 32, Rate: demoRate, Timeout: 15 * time.Second, Attempts: 5,
 		Grace: 5 * time.Second, progressEvery: 5 * time.Second,
@@ -152,7 +165,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	return printDemo(stdout, demoSummary{
-		cfg: cfg, fake: fake, dbPath: dbPath, runs: []blockreport.Run{run1, run2},
+		cfg: cfg, fake: fake, cert: appCert.Cert, dbPath: dbPath, runs: []blockreport.Run{run1, run2},
 		paths: append(paths, paths2...), changes: changes,
 	})
 }
@@ -240,6 +253,7 @@ func countChanges(ctx context.Context, db *store.DB, runID int64) ([]change, err
 type demoSummary struct {
 	cfg     demoConfig
 	fake    *faketeams.Server
+	cert    *x509.Certificate
 	dbPath  string
 	runs    []blockreport.Run
 	paths   []string
@@ -254,8 +268,10 @@ func printDemo(w io.Writer, s demoSummary) error {
 		peak = max(peak, n)
 	}
 	fmt.Fprintf(&b, "Demo: %d conversations in %d tenants, served by a simulated Teams at %s\n", s.cfg.Users, s.cfg.Tenants, s.fake.URL())
-	fmt.Fprintf(&b, "(limit %d requests/s per tenant, probed at %d/s per tenant; busiest second of a tenant: %d requests)\n\n",
+	fmt.Fprintf(&b, "(limit %d requests/s per tenant, probed at %d/s per tenant; busiest second of a tenant: %d requests)\n",
 		demoTenantLimit, demoRate, peak)
+	fmt.Fprintf(&b, "Credential: certificate %s (thumbprint %s) through azidentity, %d tokens from the simulated Entra at %s\n\n",
+		s.cert.Subject, auth.Thumbprint(s.cert), st.TokensIssued, s.fake.AuthorityHost())
 	for i, r := range s.runs {
 		when := "today"
 		if i == 0 {

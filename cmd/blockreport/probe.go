@@ -26,11 +26,8 @@ import (
 // probeConfig is the configuration of the probe command.
 type probeConfig struct {
 	common          commonConfig
-	AppID           string
-	AppPasswordFile string
-	AppTenant       string
+	cred            credentialConfig
 	Cloud           string
-	TokenURL        string
 	AllowHosts      hostList
 	GCCServiceURL   string
 	Mode            string
@@ -46,7 +43,6 @@ type probeConfig struct {
 	RetryRun        int64 // with RetryUnchecked: the run (0: the latest finished one)
 	IncludeUnknown  bool  // with RetryUnchecked: DeliveryUnknown results too
 
-	appPassword   string           // from the file or the environment, never a flag
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
 	backoffBase   time.Duration    // first retry backoff (0: the probe default); tests shorten it
@@ -68,7 +64,7 @@ func (h *hostList) Set(v string) error {
 	return nil
 }
 
-const probeSynopsis = "probe [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--resume RUN | --retry-unchecked [--run RUN]] [flags]"
+const probeSynopsis = "probe [--db URL] [--app-id ID] [--auth KIND] [--app-password-file FILE] [--mode typing|message|members] [--resume RUN | --retry-unchecked [--run RUN]] [flags]" + credentialsHelp
 
 func runProbe(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseProbeFlags(args, getenv, stderr)
@@ -106,11 +102,8 @@ func parseProbeFlags(args []string, getenv func(string) string, stderr io.Writer
 // probe and run commands share them.
 func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	cfg.progressEvery = 5 * time.Second
-	fs.stringVar(&cfg.AppID, "app-id", "", "bot app (client) id", "BLOCKREPORT_APP_ID", "MICROSOFT_APP_ID", "BOT_ID")
-	fs.stringVar(&cfg.AppPasswordFile, "app-password-file", "", "file holding the app password (else env MICROSOFT_APP_PASSWORD or BOT_PASSWORD)", "BLOCKREPORT_APP_PASSWORD_FILE")
-	fs.stringVar(&cfg.AppTenant, "app-tenant", "", "tenant id of a single-tenant bot (empty: multi-tenant, botframework.com)", "BLOCKREPORT_APP_TENANT", "MICROSOFT_APP_TENANT_ID")
+	cfg.cred.register(fs)
 	fs.stringVar(&cfg.Cloud, "cloud", "public", "cloud: public, gcc, gcch or dod", "BLOCKREPORT_CLOUD")
-	fs.stringVar(&cfg.TokenURL, "token-url", "", "token endpoint override (tests); https, or plain http only to a loopback host", "BLOCKREPORT_TOKEN_URL")
 	if v := getenv("BLOCKREPORT_ALLOW_HOSTS"); v != "" {
 		_ = cfg.AllowHosts.Set(v)
 	}
@@ -130,13 +123,13 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.boolVar(&cfg.IncludeUnknown, "include-unknown", false, "with --retry-unchecked in message mode: also re-send to conversations whose delivery is unknown (they may get the message twice)", "BLOCKREPORT_INCLUDE_UNKNOWN")
 }
 
-// check validates the parsed probe flags and reads the app password and
+// check validates the parsed probe flags and reads the credential and
 // message files; cmd names the command in its usage errors.
 func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 	if err := cfg.validate(cmd); err != nil {
 		return err
 	}
-	if err := cfg.loadPassword(cmd, getenv); err != nil {
+	if err := cfg.cred.check(cmd, getenv); err != nil {
 		return err
 	}
 	return cfg.loadMessage(cmd)
@@ -175,11 +168,6 @@ func (cfg *probeConfig) validate(cmd string) error {
 	default:
 		return usageErrorf("%s: --cloud %q: want public, gcc, gcch or dod", cmd, cfg.Cloud)
 	}
-	if cfg.TokenURL != "" {
-		if err := probe.CheckTokenURL(cfg.TokenURL); err != nil {
-			return usageErrorf("%s: --token-url: %v", cmd, err)
-		}
-	}
 	switch {
 	case cfg.Concurrency < 1:
 		return usageErrorf("%s: --concurrency must be at least 1", cmd)
@@ -191,26 +179,6 @@ func (cfg *probeConfig) validate(cmd string) error {
 		return usageErrorf("%s: --timeout and --store-wait must be positive and --grace not negative", cmd)
 	case cfg.Resume < 0:
 		return usageErrorf("%s: --resume must be a run id", cmd)
-	case cfg.AppID == "":
-		return usageErrorf("%s: no app id: set --app-id or MICROSOFT_APP_ID", cmd)
-	}
-	return nil
-}
-
-// loadPassword reads the app password from its file or the environment.
-func (cfg *probeConfig) loadPassword(cmd string, getenv func(string) string) error {
-	if cfg.AppPasswordFile != "" {
-		b, err := os.ReadFile(cfg.AppPasswordFile)
-		if err != nil {
-			// The path is not a secret; the contents are never shown.
-			return usageErrorf("%s: --app-password-file: %v", cmd, err)
-		}
-		cfg.appPassword = strings.TrimRight(string(b), "\r\n")
-	} else {
-		cfg.appPassword = firstEnv(getenv, "MICROSOFT_APP_PASSWORD", "BOT_PASSWORD")
-	}
-	if cfg.appPassword == "" {
-		return usageErrorf("%s: no app password: set --app-password-file or MICROSOFT_APP_PASSWORD", cmd)
 	}
 	return nil
 }
@@ -235,21 +203,13 @@ func (cfg probeConfig) clock() time.Time {
 	return time.Now()
 }
 
-func firstEnv(getenv func(string) string, names ...string) string {
-	for _, n := range names {
-		if v := getenv(n); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // probeParams are the run parameters recorded with a run: no secrets.
 type probeParams struct {
 	Mode        string   `json:"mode"`
 	Cloud       string   `json:"cloud"`
 	AppID       string   `json:"appId"`
 	AppTenant   string   `json:"appTenant,omitempty"`
+	Auth        string   `json:"auth"`
 	AllowHosts  []string `json:"allowHosts,omitempty"`
 	Concurrency int      `json:"concurrency"`
 	Rate        float64  `json:"rate"`
@@ -264,8 +224,7 @@ func (cfg probeConfig) proberConfig(logger *slog.Logger) probe.Config {
 		grace = -1 // --grace 0: none (a zero probe.Config.Grace is the default)
 	}
 	return probe.Config{
-		AppID: cfg.AppID, AppPassword: cfg.appPassword, AppTenant: cfg.AppTenant,
-		Cloud: probe.Cloud(cfg.Cloud), TokenURL: cfg.TokenURL, AllowHosts: cfg.AllowHosts,
+		AppID: cfg.cred.AppID, Cloud: probe.Cloud(cfg.Cloud), AllowHosts: cfg.AllowHosts,
 		GCCServiceURL: cfg.GCCServiceURL, Mode: probe.Mode(cfg.Mode), Message: cfg.message,
 		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Timeout: cfg.Timeout, Attempts: cfg.Attempts,
 		Grace: grace, StoreWait: cfg.StoreWait, BackoffBase: cfg.backoffBase, Logger: logger, UserAgent: "blockreport/" + version, Now: cfg.now,
@@ -276,7 +235,7 @@ func (cfg probeConfig) proberConfig(logger *slog.Logger) probe.Config {
 func (cfg probeConfig) choice() runs.Choice {
 	c := runs.Choice{Mode: probe.Mode(cfg.Mode), Resume: cfg.Resume}
 	c.Params, _ = json.Marshal(probeParams{
-		Mode: cfg.Mode, Cloud: cfg.Cloud, AppID: cfg.AppID, AppTenant: cfg.AppTenant,
+		Mode: cfg.Mode, Cloud: cfg.Cloud, AppID: cfg.cred.AppID, AppTenant: cfg.cred.tenant, Auth: string(cfg.cred.kind),
 		AllowHosts: cfg.AllowHosts, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Timeout: cfg.Timeout.String(), Attempts: cfg.Attempts,
 	})
@@ -292,12 +251,18 @@ func (cfg probeConfig) choice() runs.Choice {
 func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.Logger, stderr io.Writer) (blockreport.Run, error) {
 	pcfg := cfg.proberConfig(logger)
 	pcfg.Abort = abortOf(ctx)
+	cred, err := cfg.cred.credential(probe.Cloud(cfg.Cloud), logger)
+	if err != nil {
+		return blockreport.Run{}, err
+	}
+	pcfg.Credential = cred
 	prober, err := probe.New(pcfg)
 	if err != nil {
 		return blockreport.Run{}, err
 	}
-	// A wrong secret, an unreachable token endpoint or an allow-list that
-	// admits nobody stops here, before a run is recorded or anything sent.
+	// A wrong secret or certificate, an unreachable token endpoint or an
+	// allow-list that admits nobody stops here, before a run is recorded or
+	// anything sent.
 	if err := prober.CheckToken(); err != nil {
 		return blockreport.Run{}, err
 	}

@@ -20,7 +20,7 @@ type runConfig struct {
 	MaxUnchecked float64 // percent
 }
 
-const runSynopsis = "run --out DIR [--db URL] [--app-id ID] [--app-password-file FILE] [--mode typing|message|members] [--max-unchecked PCT] [--retry-unchecked [--run RUN]] [flags]"
+const runSynopsis = "run --out DIR [--db URL] [--app-id ID] [--auth KIND] [--app-password-file FILE] [--mode typing|message|members] [--max-unchecked PCT] [--retry-unchecked [--run RUN]] [flags]" + credentialsHelp
 
 // exitUnchecked is the exit code of a run that finished with more
 // forbidden, throttled or failed conversations than --max-unchecked allows.

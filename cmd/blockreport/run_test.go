@@ -270,7 +270,7 @@ func TestRunFlagsFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.report.Out != "/reports" || !cfg.report.Redact || cfg.MaxUnchecked != 2.5 || cfg.probe.Rate != 10 ||
-		cfg.probe.AppID != "app" || cfg.report.common.DB != "sqlite:/x.db" {
+		cfg.probe.cred.AppID != "app" || cfg.report.common.DB != "sqlite:/x.db" {
 		t.Errorf("config from the environment: %+v", cfg)
 	}
 	// A flag beats its variable.
