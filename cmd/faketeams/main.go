@@ -38,11 +38,26 @@
 //	                         shares of injected faults
 //	--stall-for D            how long a stalled answer hangs (60s)
 //	--burst-for D            how long an injected 429 burst lasts (2s)
+//
+// Credentials other than the secret (the token service is on a TLS listener
+// whose CA is made at start; blockreport trusts it with --ca-file):
+//
+//	--tls-listen ADDR            address of the TLS listener (127.0.0.1:8791)
+//	--ca-out FILE                write the TLS listener's CA certificate (PEM)
+//	--app-certificate FILE       register the certificates of a PEM file (upload)
+//	--app-certificate-out FILE   make an app certificate, register it, write it with its key
+//	--trusted-issuer FILE        CA certificates for subject-name/issuer trust (x5c)
+//	--federated-subject S        accept federated tokens for this subject (repeatable)
+//	--federated-token-out FILE   write a federated token for the first subject (valid --token-ttl)
+//	--identity-header H          the IDENTITY_HEADER the managed-identity endpoint wants (random)
+//	--identity-tenant T          the tenant the managed identity lives in
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/sha1" //nolint:gosec // the portal's certificate thumbprint
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,7 +106,16 @@ type config struct {
 	server                                           faketeams.Config
 	tenantRPS                                        int
 	conversationLimits                               bool
+	caOut, appCert, appCertOut, trustedIssuer        string
+	federatedSubjects                                listFlag
+	federatedTokenOut                                string
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var cfg config
@@ -136,6 +160,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&sc.Faults.Throttles, "fault-429", 0, "share of requests that start a burst of 429s for their tenant")
 	fs.DurationVar(&sc.StallFor, "stall-for", 60*time.Second, "how long a stalled answer hangs")
 	fs.DurationVar(&sc.Faults.BurstFor, "burst-for", 2*time.Second, "how long an injected 429 burst lasts")
+	en := &sc.Entra
+	fs.StringVar(&en.TLSListen, "tls-listen", "127.0.0.1:8791", "address of the TLS listener (token service for azidentity; host:port, port 0 picks one)")
+	fs.StringVar(&cfg.caOut, "ca-out", "", "write the TLS listener's CA certificate (PEM) to this `file`, for blockreport --ca-file")
+	fs.StringVar(&cfg.appCert, "app-certificate", "", "register the certificates of this PEM `file` with the app (as uploaded under Certificates & secrets)")
+	fs.StringVar(&cfg.appCertOut, "app-certificate-out", "", "make an app certificate, register it and write it with its private key (PEM) to this `file`, for blockreport --app-certificate-file")
+	fs.StringVar(&cfg.trustedIssuer, "trusted-issuer", "", "trust app certificates issued by the CAs of this PEM `file` (subject-name/issuer trust; blockreport --send-certificate-chain)")
+	fs.Var(&cfg.federatedSubjects, "federated-subject", "accept federated tokens (workload identity) for this subject, e.g. system:serviceaccount:NS:NAME; repeatable")
+	fs.StringVar(&cfg.federatedTokenOut, "federated-token-out", "", "write a federated token for the first --federated-subject to this `file`, for AZURE_FEDERATED_TOKEN_FILE (valid --token-ttl)")
+	fs.StringVar(&en.IdentityHeader, "identity-header", envOr("FAKETEAMS_IDENTITY_HEADER", ""), "IDENTITY_HEADER the managed-identity endpoint requires (default random; env FAKETEAMS_IDENTITY_HEADER)")
+	fs.StringVar(&en.IdentityTenant, "identity-tenant", faketeams.DefaultIdentityTenant, "tenant the managed identity (client id --app-id) lives in")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -177,6 +211,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		f.ServerErrors+f.Resets+f.Stalls+f.Throttles > 1 {
 		return cfg, usageErrorf("fault shares must be between 0 and 1 and add up to at most 1")
 	}
+	if cfg.federatedTokenOut != "" && len(cfg.federatedSubjects) == 0 {
+		return cfg, usageErrorf("--federated-token-out needs a --federated-subject")
+	}
+	sc.Entra.FederatedSubjects = cfg.federatedSubjects
 	sc.Listen = cfg.listen
 	sc.Seed = cfg.gen.Seed
 	limits := faketeams.Limits{TenantPerSecond: cfg.tenantRPS}
@@ -207,11 +245,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.server.Population = faketeams.Generate(cfg.gen)
 	}
 
+	appCert, err := registerCertificates(&cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := faketeams.Start(cfg.server)
 	if err != nil {
 		return fmt.Errorf("start faketeams: %w", err)
 	}
 	defer srv.Close()
+	if err := writeCredentials(cfg, srv, appCert); err != nil {
+		return err
+	}
 	if cfg.exportRefs != "" {
 		if err := writeAtomic(cfg.exportRefs, srv.WriteReferences); err != nil {
 			return err
@@ -233,6 +278,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "app id:      %s\n", cfg.server.AppID)
 	fmt.Fprintf(stdout, "app secret:  %s (accepted by this fake only; not a real secret)\n", cfg.server.AppSecret)
 	fmt.Fprintf(stdout, "scope:       %s\n", faketeams.Scope)
+	fmt.Fprintf(stdout, "authority:   %s (TLS; blockreport --authority-host, trusting --ca-file)\n", srv.AuthorityHost())
+	if cfg.caOut != "" {
+		fmt.Fprintf(stdout, "CA:          %s\n", cfg.caOut)
+	}
+	for _, c := range cfg.server.Entra.Certificates {
+		fmt.Fprintf(stdout, "certificate: %s (thumbprint %X)\n", c.Subject, sha1.Sum(c.Raw)) //nolint:gosec
+	}
+	if cfg.appCertOut != "" {
+		fmt.Fprintf(stdout, "app cert:    %s (certificate and key, for --app-certificate-file)\n", cfg.appCertOut)
+	}
+	if cfg.federatedTokenOut != "" {
+		fmt.Fprintf(stdout, "federated:   %s (AZURE_FEDERATED_TOKEN_FILE, subject %s)\n", cfg.federatedTokenOut, cfg.federatedSubjects[0])
+	}
+	fmt.Fprintf(stdout, "identity:    IDENTITY_ENDPOINT=%s IDENTITY_HEADER=%s (a fake, not a real secret)\n", srv.IdentityEndpoint(), srv.IdentityHeader())
 	fmt.Fprintf(stdout, "stats:       %s/_fake/stats\n", srv.URL())
 	fmt.Fprintf(stdout, "population:  %s\n", summary(cfg.server.Population))
 	if cfg.exportRefs != "" {
@@ -245,6 +304,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	st := srv.Stats()
 	fmt.Fprintf(stdout, "stopped: %d tokens issued, %d answers throttled\n", st.TokensIssued, st.Throttled)
+	return nil
+}
+
+// registerCertificates loads --app-certificate and --trusted-issuer and
+// makes the --app-certificate-out certificate, registering them.
+func registerCertificates(cfg *config) (*faketeams.AppCertificate, error) {
+	en := &cfg.server.Entra
+	for _, f := range []struct {
+		path string
+		into *[]*x509.Certificate
+	}{{cfg.appCert, &en.Certificates}, {cfg.trustedIssuer, &en.TrustedIssuers}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("read certificates: %w", err)
+		}
+		certs, err := faketeams.ParseCertificatesPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("read certificates from %s: %w", f.path, err)
+		}
+		*f.into = append(*f.into, certs...)
+	}
+	if cfg.appCertOut == "" {
+		return nil, nil
+	}
+	c, err := faketeams.NewAppCertificate(faketeams.AppCertificateOptions{Subject: "faketeams app"})
+	if err != nil {
+		return nil, fmt.Errorf("make an app certificate: %w", err)
+	}
+	en.Certificates = append(en.Certificates, c.Cert)
+	return c, nil
+}
+
+// writeCredentials writes --ca-out, --app-certificate-out and
+// --federated-token-out.
+func writeCredentials(cfg config, srv *faketeams.Server, appCert *faketeams.AppCertificate) error {
+	write := func(path string, b []byte) error {
+		if path == "" {
+			return nil
+		}
+		return writeAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+	}
+	if err := write(cfg.caOut, srv.CACertPEM()); err != nil {
+		return err
+	}
+	if appCert != nil {
+		if err := write(cfg.appCertOut, appCert.PEM()); err != nil {
+			return err
+		}
+	}
+	if cfg.federatedTokenOut != "" {
+		tok, err := srv.FederatedToken(cfg.federatedSubjects[0], cfg.server.TokenTTL)
+		if err != nil {
+			return fmt.Errorf("make a federated token: %w", err)
+		}
+		return write(cfg.federatedTokenOut, []byte(tok))
+	}
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockreport/blockreport/auth"
 	"github.com/blockreport/blockreport/faketeams"
 )
 
@@ -52,6 +55,8 @@ func TestUsage(t *testing.T) {
 		{"shares over 1", []string{"--blocked", "0.6", "--deleted", "0.6"}, 2, "more than 1"},
 		{"faults over 1", []string{"--fault-5xx", "0.7", "--fault-reset", "0.7"}, 2, "fault shares"},
 		{"negative rps", []string{"--tenant-rps", "-1"}, 2, "--tenant-rps"},
+		{"token out without subject", []string{"--federated-token-out", "x"}, 2, "--federated-subject"},
+		{"missing certificate file", []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--app-certificate", "/nonexistent.pem"}, 1, "read certificates"},
 		{"missing population file", []string{"--listen", "127.0.0.1:0", "--population", "/nonexistent/pop.jsonl"}, 1, "open population"},
 		{"bad listen address", []string{"--listen", "nowhere:-1", "--users", "1"}, 1, "listen"},
 	}
@@ -77,7 +82,9 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, f := range []string{"listen", "app-id", "app-secret", "bot-name", "population", "users", "tenants", "blocked",
 		"uninstalled", "admin-disabled", "deleted", "transient", "teams", "seed", "region", "export-refs",
 		"export-population", "token-ttl", "tenant-rps", "conversation-limits", "latency", "latency-sigma",
-		"fault-5xx", "fault-reset", "fault-stall", "fault-429", "stall-for", "burst-for"} {
+		"fault-5xx", "fault-reset", "fault-stall", "fault-429", "stall-for", "burst-for",
+		"tls-listen", "ca-out", "app-certificate", "app-certificate-out", "trusted-issuer", "federated-subject",
+		"federated-token-out", "identity-header", "identity-tenant"} {
 		if !strings.Contains(stderr.String(), "  -"+f) {
 			t.Errorf("help lacks --%s", f)
 		}
@@ -96,7 +103,7 @@ func TestServe(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--users", "20", "--tenants", "2", "--latency", "0",
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "20", "--tenants", "2", "--latency", "0",
 			"--export-refs", refs, "--export-population", popFile}, func(k string) string {
 			return map[string]string{"FAKETEAMS_APP_SECRET": "from-env"}[k]
 		}, &stdout, &stderr)
@@ -192,5 +199,82 @@ func TestServe(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "stopped: 1 tokens issued") {
 		t.Errorf("stop line missing:\n%s", stdout.String())
+	}
+}
+
+// TestServeCredentials: the files the command writes are what blockreport
+// needs: with the CA, the app certificate and the federated token, the
+// credentials get tokens from the printed authority; the printed identity
+// endpoint and header serve the managed identity.
+func TestServeCredentials(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, fed := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "app.pem"), filepath.Join(dir, "sa-token")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "1", "--latency", "0",
+			"--ca-out", ca, "--app-certificate-out", cert, "--federated-subject", "system:serviceaccount:br:br", "--federated-token-out", fed,
+			"--identity-header", "hdr-1"}, noEnv, &stdout, &stderr)
+	}()
+	var out string
+	for !strings.Contains(out, "population:") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		out = stdout.String()
+	}
+	field := func(prefix string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				return strings.Fields(v)[0]
+			}
+		}
+		t.Fatalf("no %q line in:\n%s", prefix, out)
+		return ""
+	}
+	authority := field("authority:")
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA in --ca-out")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	if fi, err := os.Stat(cert); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("app certificate file %v, %v: want it private (0600)", fi, err)
+	}
+	pemData, _ := os.ReadFile(cert)
+	certs, key, err := auth.ParseCertificate(pemData, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []auth.Config{
+		{Kind: auth.Certificate, Certificates: certs, Key: key},
+		{Kind: auth.WorkloadIdentity, FederatedTokenFile: fed},
+	} {
+		cfg.AppID, cfg.AuthorityHost, cfg.HTTPClient = field("app id:"), authority, client
+		cred, err := auth.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cred.Token(ctx, "", faketeams.Scope); err != nil {
+			t.Errorf("%s: %v", cfg.Kind, err)
+		}
+	}
+	if !strings.Contains(out, "IDENTITY_HEADER=hdr-1") {
+		t.Errorf("identity header not printed:\n%s", out)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "stopped: 2 tokens issued") {
+		t.Errorf("stop line:\n%s", stdout.String())
 	}
 }
