@@ -424,3 +424,16 @@ func TestInstanceDiscovery(t *testing.T) {
 func uniqueID(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
 }
+
+// TestUntrustedAuthority: an authority whose TLS certificate is not
+// trusted is a configuration error (not retried) naming --ca-file.
+func TestUntrustedAuthority(t *testing.T) {
+	fake := startFake(t, faketeams.Config{})
+	cfg := tlsConfig(fake, Secret)
+	cfg.Secret, cfg.HTTPClient = testSecret, nil // the system's roots only
+	_, err := mustNew(t, cfg).Token(context.Background(), "", connector)
+	wantErr(t, err, ErrConfig, []string{"does not trust", "--ca-file", fake.AuthorityHost() + "botframework.com/v2.0/.well-known/openid-configuration "})
+	if n := fake.Stats().Total(faketeams.RouteOpenID); n != 0 {
+		t.Errorf("%d OpenID requests answered over an untrusted connection", n)
+	}
+}

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +120,9 @@ func (c *Credential) classify(src *source, tr *trace, err error) failure {
 	switch {
 	case refused != "":
 		return failure{false, fmt.Sprintf("refused to send a token request to %s: only the token endpoint (%s) and the managed-identity endpoint receive credentials", refused, src.endpoint)}
+	case netErr != nil && untrusted(netErr):
+		return failure{false, fmt.Sprintf("%s has a TLS certificate this machine does not trust (%s): check --authority-host, or give the private authority's CA with --ca-file",
+			endpoint, c.oneLine(netErr.Error(), 200))}
 	case netErr != nil:
 		return failure{true, fmt.Sprintf("%s unreachable (%s): %s", endpoint, c.oneLine(netErr.Error(), 200), c.hint(src, 0, ""))}
 	case status == 0 || status < 300:
@@ -141,6 +146,18 @@ func (c *Credential) classify(src *source, tr *trace, err error) failure {
 		return failure{false, fmt.Sprintf("%s refused %s (HTTP %d%s): %s", endpoint, c.who(), status, what, c.hint(src, status, code))}
 	}
 	return failure{false, fmt.Sprintf("%s answered HTTP %d%s: %s", endpoint, status, what, c.hint(src, 0, ""))}
+}
+
+// untrusted tells whether a transport error is a TLS certificate the
+// client does not accept: retrying will not change it.
+func untrusted(err error) bool {
+	var (
+		ua  x509.UnknownAuthorityError
+		ci  x509.CertificateInvalidError
+		he  x509.HostnameError
+		cve *tls.CertificateVerificationError
+	)
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &he) || errors.As(err, &cve)
 }
 
 func firstLine(s string) string {

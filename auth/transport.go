@@ -62,7 +62,7 @@ func (tp tracer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoTrace
 	}
 	u := *req.URL
-	u.RawQuery, u.Fragment, u.User = "", "", nil
+	u.RawQuery, u.ForceQuery, u.Fragment, u.User = "", false, "", nil
 	if !tr.allow(req.URL) {
 		if req.Body != nil {
 			req.Body.Close()

@@ -12,6 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -58,8 +60,10 @@ func (s *Server) startTLS() error {
 		Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER, ca.Raw}, PrivateKey: leafKey}},
 	}
 	s.tls = &tlsState{
-		ln:     tls.NewListener(ln, cfg),
-		srv:    &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second},
+		ln: tls.NewListener(ln, cfg),
+		// A client that does not trust the CA is the client's business:
+		// the handshake errors are not logged.
+		srv:    &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)},
 		url:    "https://" + ln.Addr().String(),
 		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
 		caCert: ca,
