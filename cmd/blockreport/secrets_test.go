@@ -20,12 +20,43 @@ import (
 )
 
 // Recognisable secrets: the app password, the prefix of every token the
-// simulated Teams issues, and the password in a database URL.
+// simulated Teams issues, the password in a database URL, the password of
+// the PKCS#12 test certificate and the managed-identity header. The
+// private keys and the federated token are made at run time
+// (runtimeCanaries).
 const (
-	canarySecret = "S3cr3t-canary-7f3a9"
-	canaryToken  = "tok-canary-5e1d-"
-	canaryDBPass = "pw-canary"
+	canarySecret         = "S3cr3t-canary-7f3a9"
+	canaryToken          = "tok-canary-5e1d-"
+	canaryDBPass         = "pw-canary"
+	canaryCertPassword   = "correct horse battery staple" // ../../auth/testdata/app.pfx.password
+	canaryIdentityHeader = "idh-canary-6c1e4"
 )
+
+// runtimeCanaries are secrets made by the test: pieces of private keys and
+// the federated token.
+var runtimeCanaries []string
+
+// keyCanaries are two lines from the middle of a PEM private key: what a
+// leaked key would show.
+func keyCanaries(t *testing.T, pemData []byte) []string {
+	t.Helper()
+	var in bool
+	var lines []string
+	for _, l := range strings.Split(string(pemData), "\n") {
+		switch {
+		case strings.HasPrefix(l, "-----BEGIN") && strings.Contains(l, "PRIVATE KEY"):
+			in = true
+		case strings.HasPrefix(l, "-----END"):
+			in = false
+		case in:
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 6 {
+		t.Fatal("no private key in the PEM")
+	}
+	return []string{lines[2], lines[len(lines)/2]}
+}
 
 // TestSecretsNeverLeak runs every command, with the app password in the
 // environment and in --app-password-file, at debug log level, through
@@ -33,10 +64,40 @@ const (
 // issued token nor a database password appears in stdout, stderr, any table
 // of the store or any report file.
 func TestSecretsNeverLeak(t *testing.T) {
+	const sa = "system:serviceaccount:blockreport:secrets"
+	pfxPEM, err := os.ReadFile("../../auth/testdata/app.cert.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfxCert, err := faketeams.ParseCertificatesPEM(pfxPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appCert := testAppCert(t)
+	stranger, err := faketeams.NewAppCertificate(faketeams.AppCertificateOptions{Subject: "not uploaded"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	fake := startFake(t, faketeams.Config{
 		AppSecret: canarySecret, TokenPrefix: canaryToken,
 		Population: faketeams.Generate(faketeams.GenerateOptions{Users: 40, Tenants: 2, Blocked: 0.2, Uninstalled: 0.1, Transient: 0.1, Seed: 7}),
+		Entra: faketeams.Entra{
+			Certificates: append(pfxCert, appCert.Cert), IdentityHeader: canaryIdentityHeader,
+			IdentityTenant: "secrets-tenant", FederatedSubjects: []string{sa},
+		},
 	})
+	fedToken, err := fake.FederatedToken(sa, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredFed, _ := fake.FederatedToken(sa, -time.Hour)
+	runtimeCanaries = append([]string{fedToken[40:90], expiredFed[40:90]}, keyCanaries(t, appCert.PEM())...)
+	runtimeCanaries = append(runtimeCanaries, keyCanaries(t, stranger.PEM())...)
+	t.Cleanup(func() { runtimeCanaries = nil })
+	// The managed identity comes from the process environment (App
+	// Service), as the Azure SDK reads it.
+	t.Setenv("IDENTITY_ENDPOINT", fake.IdentityEndpoint())
+	t.Setenv("IDENTITY_HEADER", canaryIdentityHeader)
 	// A second simulated Teams with the same credentials: its tokens are
 	// unknown to the first, whose connector then answers 401.
 	other := startFake(t, faketeams.Config{AppSecret: canarySecret, TokenPrefix: canaryToken})
@@ -57,6 +118,24 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := os.WriteFile(wrongFile, []byte("wrong-"+canarySecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	secretFile := func(name string, b []byte) string {
+		p := filepath.Join(secretDir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certPEM := secretFile("app.pem", appCert.PEM())
+	strangerPEM := secretFile("stranger.pem", stranger.PEM())
+	pfxData, err := os.ReadFile("../../auth/testdata/app.pfx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfxFile := secretFile("app.pfx", pfxData)
+	pfxPassFile := secretFile("app.pfx.password", []byte(canaryCertPassword+"\n"))
+	fedFile := secretFile("azure-identity-token", []byte(fedToken))
+	expiredFedFile := secretFile("expired-token", []byte(expiredFed))
+	caFile := secretFile("ca.pem", fake.CACertPEM())
 	refsFile := filepath.Join(work, "refs.csv")
 	writeRefsCSV(t, refsFile, fake)
 
@@ -85,6 +164,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		return m
 	}
+	// withTLS is the environment of the TLS token service with no secret.
+	withTLS := func(kv ...string) map[string]string {
+		return with(append([]string{"MICROSOFT_APP_PASSWORD", "", "BLOCKREPORT_TOKEN_URL", "",
+			"BLOCKREPORT_AUTHORITY_HOST", fake.AuthorityHost(), "BLOCKREPORT_CA_FILE", caFile}, kv...)...)
+	}
 	const ok, fails = 0, -1 // fails: any non-zero exit
 	cases := []struct {
 		name string
@@ -112,6 +196,20 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"probe unreachable token URL", with("BLOCKREPORT_TOKEN_URL", "http://127.0.0.1:1/t/oauth2/v2.0/token"), []string{"probe"}, fails},
 		{"probe no password", with("MICROSOFT_APP_PASSWORD", ""), []string{"probe"}, fails},
 		{"probe missing password file", with(), []string{"probe", "--app-password-file", filepath.Join(secretDir, "none")}, fails},
+
+		// Certificates, managed identity and workload identity.
+		{"probe certificate PEM", withTLS("BLOCKREPORT_APP_CERTIFICATE_FILE", certPEM), []string{"probe"}, ok},
+		{"run PKCS#12 password env", withTLS("AZURE_CLIENT_CERTIFICATE_PATH", pfxFile, "AZURE_CLIENT_CERTIFICATE_PASSWORD", canaryCertPassword),
+			[]string{"run", "--out", out("run-reports")}, ok},
+		{"probe PKCS#12 password file", withTLS(), []string{"probe", "--app-certificate-file", pfxFile, "--app-certificate-password-file", pfxPassFile}, ok},
+		{"probe PKCS#12 wrong password", withTLS("AZURE_CLIENT_CERTIFICATE_PASSWORD", "x"+canaryCertPassword), []string{"probe", "--app-certificate-file", pfxFile}, fails},
+		{"probe certificate not uploaded", withTLS("BLOCKREPORT_APP_CERTIFICATE_FILE", strangerPEM), []string{"probe"}, fails},
+		{"probe certificate and secret", withTLS("BLOCKREPORT_APP_CERTIFICATE_FILE", certPEM, "MICROSOFT_APP_PASSWORD", canarySecret), []string{"probe"}, fails},
+		{"probe certificate -h", withTLS("AZURE_CLIENT_CERTIFICATE_PATH", pfxFile, "AZURE_CLIENT_CERTIFICATE_PASSWORD", canaryCertPassword), []string{"probe", "-h"}, ok},
+		{"probe managed identity not assigned", withTLS("MicrosoftAppType", "UserAssignedMSI", "MicrosoftAppTenantId", "secrets-tenant", "MicrosoftAppId", "not-assigned"), []string{"probe"}, fails},
+		{"probe managed identity", withTLS("MicrosoftAppType", "UserAssignedMSI", "MicrosoftAppTenantId", "secrets-tenant"), []string{"probe"}, ok},
+		{"probe workload identity", withTLS("AZURE_FEDERATED_TOKEN_FILE", fedFile), []string{"probe"}, ok},
+		{"run workload identity expired token", withTLS("AZURE_FEDERATED_TOKEN_FILE", expiredFedFile), []string{"run", "--out", out("run-reports")}, fails},
 	}
 	for _, cmd := range []string{"import", "migrate", "probe", "report", "runs", "run"} {
 		var args []string // after the command and --db
@@ -173,13 +271,22 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if st := fake.Stats(); st.TokensIssued == 0 {
 		t.Fatal("no token was ever issued: the success paths did not probe")
 	}
+	kinds := map[string]int{}
+	for _, it := range fake.IssuedTokens() {
+		kinds[it.Credential]++
+	}
+	for _, k := range []string{faketeams.CredentialSecret, faketeams.CredentialCertificate, faketeams.CredentialManagedIdentity, faketeams.CredentialFederated} {
+		if kinds[k] == 0 {
+			t.Errorf("no token issued by %s: that success path did not run (%v)", k, kinds)
+		}
+	}
 
 	// Every file the commands wrote: the store (each table dumped, plus
 	// the raw database files), workbooks (unzipped) and HTML.
 	dumpSQLite(t, filepath.Join(work, "store.db"))
 	dumpSQLite(t, filepath.Join(work, "demo", demoDBName))
 	reports := 0
-	err := filepath.WalkDir(work, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(work, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -234,7 +341,7 @@ func tail(s string, n int) string {
 // checkNoSecret fails if b holds any of the canaries.
 func checkNoSecret(t *testing.T, where string, b []byte) {
 	t.Helper()
-	for _, s := range []string{canarySecret, canaryToken, canaryDBPass} {
+	for _, s := range append([]string{canarySecret, canaryToken, canaryDBPass, canaryCertPassword, canaryIdentityHeader}, runtimeCanaries...) {
 		if i := bytes.Index(b, []byte(s)); i >= 0 {
 			lo, hi := max(i-120, 0), min(i+120, len(b))
 			t.Errorf("%s holds %q: ...%s...", where, s, b[lo:hi])
