@@ -3,82 +3,17 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/internal/tokentest"
 )
-
-// flakyTokens is a token endpoint (reached through --token-url) whose first
-// token expires just after the refresh window opens (expires_in 301 s
-// against a 300 s window; later ones last an hour), that answers 503 while
-// fail says so, and that holds answers while hold is set.
-type flakyTokens struct {
-	*httptest.Server
-	mu     sync.Mutex
-	fail   int // 503s still to give; -1: forever
-	issued int
-	failed int
-	hold   chan struct{}
-}
-
-func newFlakyTokens(t *testing.T) *flakyTokens {
-	t.Helper()
-	f := &flakyTokens{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		hold := f.hold
-		f.mu.Unlock()
-		if hold != nil {
-			<-hold
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if r.ParseForm() != nil || r.PostForm.Get("client_secret") != testSecret {
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1"}`)
-			return
-		}
-		if f.fail != 0 {
-			if f.fail > 0 {
-				f.fail--
-			}
-			f.failed++
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"AADSTS90033: busy"}`)
-			return
-		}
-		f.issued++
-		expires := 3600
-		if f.issued == 1 {
-			expires = int(refreshEarly/time.Second) + 1
-		}
-		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":"tok-%d"}`, expires, f.issued)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *flakyTokens) set(fail int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fail = fail
-}
-
-func (f *flakyTokens) counts() (issued, failed int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.issued, f.failed
-}
 
 // clock is a wall clock moved forward by skew.
 type clock struct{ skew atomic.Int64 }
@@ -104,7 +39,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // TestRenewalInBackground: inside the refresh window the cached token is
 // returned at once while the renewal runs; the next calls get the new one.
 func TestRenewalInBackground(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, testSecret)
 	var clk clock
 	cfg := tokenURLConfig(tok.URL + "/t/oauth2/v2.0/token")
 	c := mustNew(t, clk.set(&cfg))
@@ -112,10 +47,7 @@ func TestRenewalInBackground(t *testing.T) {
 	if got, err := c.Token(ctx, "", connector); err != nil || got != "tok-1" {
 		t.Fatalf("Token = %q, %v", got, err)
 	}
-	hold := make(chan struct{})
-	tok.mu.Lock()
-	tok.hold = hold
-	tok.mu.Unlock()
+	release := tok.Hold()
 	clk.move(2 * time.Second) // inside the window, still valid
 	done := make(chan string)
 	go func() {
@@ -135,12 +67,9 @@ func TestRenewalInBackground(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Token blocked while the cached token was valid")
 	}
-	tok.mu.Lock()
-	tok.hold = nil
-	tok.mu.Unlock()
-	close(hold)
+	release()
 	eventually(t, "the renewed token", func() bool { got, _ := c.Token(ctx, "", connector); return got == "tok-2" })
-	if issued, _ := tok.counts(); issued != 2 {
+	if issued, _ := tok.Counts(); issued != 2 {
 		t.Errorf("%d tokens fetched, want 2 (one renewal for all callers)", issued)
 	}
 }
@@ -162,7 +91,7 @@ func TestRenewalFailures(t *testing.T) {
 		{"503 forever after expiry", -1, refreshEarly + 2*time.Second, "", tokenAttempts},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := newFlakyTokens(t)
+			tok := tokentest.New(t, testSecret)
 			var clk clock
 			cfg := tokenURLConfig(tok.URL + "/t/oauth2/v2.0/token")
 			c := mustNew(t, clk.set(&cfg))
@@ -170,13 +99,13 @@ func TestRenewalFailures(t *testing.T) {
 			if _, err := c.Token(ctx, "", connector); err != nil {
 				t.Fatal(err)
 			}
-			tok.set(tt.fail)
+			tok.Fail(tt.fail)
 			clk.move(tt.skew)
 			var got string
 			var err error
 			eventually(t, "the renewal to settle", func() bool {
 				got, err = c.Token(ctx, "", connector)
-				_, failed := tok.counts()
+				_, failed := tok.Counts()
 				return (tt.want != "" && got == tt.want && failed >= min(tt.maxAsks, 1)) || (tt.want == "" && err != nil)
 			})
 			// While the token is valid, retried at most tokenAttempts
@@ -186,7 +115,7 @@ func TestRenewalFailures(t *testing.T) {
 					c.Token(ctx, "", connector) //nolint:errcheck
 				}
 			}
-			if _, failed := tok.counts(); failed > tt.maxAsks {
+			if _, failed := tok.Counts(); failed > tt.maxAsks {
 				t.Errorf("endpoint asked %d times while failing, want at most %d", failed, tt.maxAsks)
 			}
 			if tt.want != "" {
@@ -200,7 +129,7 @@ func TestRenewalFailures(t *testing.T) {
 				t.Errorf("error holds a token: %v", err)
 			}
 			// The endpoint is back: the next call gets a token.
-			tok.set(0)
+			tok.Fail(0)
 			if got, err := c.Token(ctx, "", connector); err != nil || got != "tok-2" {
 				t.Errorf("after recovery: %q, %v", got, err)
 			}
@@ -213,8 +142,8 @@ func TestRenewalFailures(t *testing.T) {
 // failure, ErrConfig for a refusal, a redirect or a dead host named as
 // unreachable; never with the secret.
 func TestTokenFailuresAtStart(t *testing.T) {
-	flaky := newFlakyTokens(t)
-	flaky.set(-1)
+	flaky := tokentest.New(t, testSecret)
+	flaky.Fail(-1)
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("redirect followed to %s", r.URL)
 	}))
@@ -247,7 +176,7 @@ func TestTokenFailuresAtStart(t *testing.T) {
 			wantErr(t, err, tt.kind, tt.want, tt.secret)
 		})
 	}
-	if _, failed := flaky.counts(); failed != tokenAttempts {
+	if _, failed := flaky.Counts(); failed != tokenAttempts {
 		t.Errorf("a 503 endpoint was asked %d times, want %d", failed, tokenAttempts)
 	}
 }
@@ -256,17 +185,17 @@ func TestTokenFailuresAtStart(t *testing.T) {
 // endpoint reports it (ErrUnavailable) instead of handing back the
 // rejected token.
 func TestRenewAfterFailedRenewal(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, testSecret)
 	c := mustNew(t, tokenURLConfig(tok.URL+"/t/oauth2/v2.0/token"))
 	ctx := context.Background()
 	t1, err := c.Token(ctx, "", connector)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok.set(-1)
+	tok.Fail(-1)
 	_, err = c.Renew(ctx, "", connector, t1)
 	wantErr(t, err, ErrUnavailable, []string{"renewing the token after a 401", "HTTP 503"})
-	tok.set(0)
+	tok.Fail(0)
 	if t2, err := c.Renew(ctx, "", connector, t1); err != nil || t2 == t1 {
 		t.Errorf("Renew after recovery = %q, %v", t2, err)
 	}

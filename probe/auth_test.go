@@ -4,70 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/auth"
+	"github.com/blockreport/blockreport/internal/tokentest"
 )
-
-// flakyTokens is a token endpoint issuing tok-1, tok-2, ...; its first
-// token expires just after auth's 5-minute refresh window opens
-// (expires_in 301 s), later ones last an hour; it answers 503 while fail
-// says so.
-type flakyTokens struct {
-	*httptest.Server
-	mu     sync.Mutex
-	fail   int // 503s still to give; -1: forever
-	issued int
-	failed int
-}
-
-func newFlakyTokens(t *testing.T) *flakyTokens {
-	t.Helper()
-	f := &flakyTokens{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if f.fail != 0 {
-			if f.fail > 0 {
-				f.fail--
-			}
-			f.failed++
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"AADSTS90033: busy"}`)
-			return
-		}
-		f.issued++
-		expires := 3600
-		if f.issued == 1 {
-			expires = 301
-		}
-		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":"tok-%d"}`, expires, f.issued)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *flakyTokens) set(fail int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fail = fail
-}
-
-func (f *flakyTokens) counts() (issued, failed int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.issued, f.failed
-}
 
 // bearers are the distinct tokens a connector saw, in order.
 func bearers(conn *connector) []string {
@@ -88,11 +34,11 @@ func bearers(conn *connector) []string {
 // that); once it expired the run stops as interrupted with what it
 // answered so far saved, and the next run resumes the rest.
 func TestTokenExpiredWhileEndpointDown(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, "")
 	var skew atomic.Int64
 	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
 		if n == 5 {
-			tok.set(-1)
+			tok.Fail(-1)
 			skew.Store(int64(6 * time.Minute)) // past the first token's 301 s
 		}
 		return 200, `{}`, nil
@@ -122,7 +68,7 @@ func TestTokenExpiredWhileEndpointDown(t *testing.T) {
 	if got := st.count(); got != sent || sent >= len(refs) || sent < 5 {
 		t.Errorf("%d results for %d requests of %d references: want every answer saved and the run stopped", got, sent, len(refs))
 	}
-	tok.set(0)
+	tok.Fail(0)
 	if err := p.Run(context.Background(), st, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +81,7 @@ func TestTokenExpiredWhileEndpointDown(t *testing.T) {
 // token) makes the probe fetch a fresh token and retry that request once:
 // the reference is reachable, with a second token fetched.
 func TestUnauthorizedRenewsOnce(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, "")
 	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
 		if r.Auth == "Bearer tok-1" && n >= 3 { // tok-1 revoked after two requests
 			return 401, `{"error":{"code":"Unauthorized","message":"Authorization has been denied for this request."}}`, nil
@@ -160,7 +106,7 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 	if r := st.result(t, 3); r.Attempts != 2 || r.HTTPStatus != 201 {
 		t.Errorf("the 401'd reference: %d attempts, HTTP %d; want 2 and 201", r.Attempts, r.HTTPStatus)
 	}
-	if issued, _ := tok.counts(); issued != 2 {
+	if issued, _ := tok.Counts(); issued != 2 {
 		t.Errorf("%d tokens fetched, want 2", issued)
 	}
 	if got := bearers(conn); len(got) != 2 || got[0] != "tok-1" || got[1] != "tok-2" {
@@ -175,7 +121,7 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 // requests are in flight, every one retries once, all with the one token
 // fetched by a single renewal.
 func TestKeyRolloverRenewsOnceForAll(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, "")
 	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
 		time.Sleep(5 * time.Millisecond)
 		if r.Auth == "Bearer tok-1" && n > 8 {
@@ -201,7 +147,7 @@ func TestKeyRolloverRenewsOnceForAll(t *testing.T) {
 			t.Fatalf("reference %d: %s, want reachable", ref.ID, r.Status)
 		}
 	}
-	if issued, _ := tok.counts(); issued != 2 {
+	if issued, _ := tok.Counts(); issued != 2 {
 		t.Errorf("%d tokens fetched, want 2 (one renewal for every 401)", issued)
 	}
 }
@@ -210,7 +156,7 @@ func TestKeyRolloverRenewsOnceForAll(t *testing.T) {
 // token stops the run at once as interrupted (not failed), naming what to
 // check; the answers so far are saved and the next run resumes the rest.
 func TestUnauthorizedTwiceInterrupts(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, "")
 	var registered, after401 atomic.Bool
 	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
 		if after401.Load() && !registered.Load() {
@@ -245,7 +191,7 @@ func TestUnauthorizedTwiceInterrupts(t *testing.T) {
 	if n := len(conn.requests()); n != 5 {
 		t.Errorf("%d requests, want 5 (the 401, its retry, none after)", n)
 	}
-	if issued, _ := tok.counts(); issued != 2 {
+	if issued, _ := tok.Counts(); issued != 2 {
 		t.Errorf("%d tokens fetched, want 2", issued)
 	}
 	if n := st.count(); n != 3 {
@@ -269,10 +215,10 @@ func TestUnauthorizedTwiceInterrupts(t *testing.T) {
 // after a 401 (the secret was revoked too), the run stops as interrupted
 // with the endpoint's reason.
 func TestRenewFailureInterrupts(t *testing.T) {
-	tok := newFlakyTokens(t)
+	tok := tokentest.New(t, "")
 	conn := newConnector(t, func(r recorded, n int) (int, string, http.Header) {
 		if n == 2 {
-			tok.set(-1)
+			tok.Fail(-1)
 			return 401, `{}`, nil
 		}
 		return 200, `{}`, nil
@@ -296,8 +242,8 @@ func TestRenewFailureInterrupts(t *testing.T) {
 // answering 5xx fails the run at once (ErrToken), after a few quick
 // retries, before anything is probed.
 func TestTokenEndpointDownAtStart(t *testing.T) {
-	tok := newFlakyTokens(t)
-	tok.set(-1)
+	tok := tokentest.New(t, "")
+	tok.Fail(-1)
 	conn := forbidden(t)
 	p := mustNew(t, testConfig(t, tok.URL, nil))
 	st := newMemStore([]blockreport.Reference{personal(1, "t", conn.URL+"/amer/")})
@@ -305,7 +251,7 @@ func TestTokenEndpointDownAtStart(t *testing.T) {
 	if !errors.Is(err, ErrToken) || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("err = %v, want ErrToken naming HTTP 503", err)
 	}
-	if _, failed := tok.counts(); failed != 3 {
+	if _, failed := tok.Counts(); failed != 3 {
 		t.Errorf("token endpoint asked %d times, want 3", failed)
 	}
 	if st.count() != 0 {

@@ -91,23 +91,13 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestServe starts the command, reads the URLs it prints, gets a token with
-// the printed credentials, sends a message to an exported reference and
-// stops it by cancelling the context.
-func TestServe(t *testing.T) {
-	dir := t.TempDir()
-	refs := filepath.Join(dir, "refs.jsonl")
-	popFile := filepath.Join(dir, "pop.jsonl")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "20", "--tenants", "2", "--latency", "0",
-			"--export-refs", refs, "--export-population", popFile}, func(k string) string {
-			return map[string]string{"FAKETEAMS_APP_SECRET": "from-env"}[k]
-		}, &stdout, &stderr)
-	}()
+// serve runs the command with args until ctx ends and waits for its
+// banner; field reads a value of the banner by its prefix.
+func serve(t *testing.T, ctx context.Context, args []string, getenv func(string) string) (field func(string) string, stdout *syncBuffer, done chan error) {
+	t.Helper()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done = make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
 	var out string
 	for !strings.Contains(out, "population:") {
 		select {
@@ -117,7 +107,8 @@ func TestServe(t *testing.T) {
 		}
 		out = stdout.String()
 	}
-	field := func(prefix string) string {
+	return func(prefix string) string {
+		t.Helper()
 		for _, line := range strings.Split(out, "\n") {
 			if v, ok := strings.CutPrefix(line, prefix); ok {
 				return strings.Fields(v)[0]
@@ -125,7 +116,22 @@ func TestServe(t *testing.T) {
 		}
 		t.Fatalf("no %q line in:\n%s", prefix, out)
 		return ""
-	}
+	}, stdout, done
+}
+
+// TestServe starts the command, reads the URLs it prints, gets a token with
+// the printed credentials, sends a message to an exported reference and
+// stops it by cancelling the context.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	refs := filepath.Join(dir, "refs.jsonl")
+	popFile := filepath.Join(dir, "pop.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	field, stdout, done := serve(t, ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "20", "--tenants", "2", "--latency", "0",
+		"--export-refs", refs, "--export-population", popFile}, func(k string) string {
+		return map[string]string{"FAKETEAMS_APP_SECRET": "from-env"}[k]
+	})
 	tokenURL, secret := field("token URL:"), field("app secret:")
 	if secret != "from-env" {
 		t.Errorf("secret %q, want the environment's", secret)
@@ -211,31 +217,10 @@ func TestServeCredentials(t *testing.T) {
 	ca, cert, fed := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "app.pem"), filepath.Join(dir, "sa-token")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "1", "--latency", "0",
-			"--ca-out", ca, "--app-certificate-out", cert, "--federated-subject", "system:serviceaccount:br:br", "--federated-token-out", fed,
-			"--identity-header", "hdr-1"}, noEnv, &stdout, &stderr)
-	}()
-	var out string
-	for !strings.Contains(out, "population:") {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		out = stdout.String()
-	}
-	field := func(prefix string) string {
-		for _, line := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(line, prefix); ok {
-				return strings.Fields(v)[0]
-			}
-		}
-		t.Fatalf("no %q line in:\n%s", prefix, out)
-		return ""
-	}
+	field, stdout, done := serve(t, ctx, []string{"--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--users", "1", "--latency", "0",
+		"--ca-out", ca, "--app-certificate-out", cert, "--federated-subject", "system:serviceaccount:br:br", "--federated-token-out", fed,
+		"--identity-header", "hdr-1"}, noEnv)
+	out := stdout.String()
 	authority := field("authority:")
 	caPEM, err := os.ReadFile(ca)
 	if err != nil {
