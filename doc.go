@@ -8,10 +8,13 @@
 //     embedded SQLite file), with embedded migrations.
 //   - ingest: parsing of conversation-reference files (Bot Framework
 //     ConversationReference JSON, the TeamsFx notification store, CSV).
-//   - probe: authentication and the per-conversation probe against the Bot
-//     Connector API, with classification of every response.
+//   - auth: Entra credentials (secret, certificate, managed identity,
+//     workload identity) through azidentity; tokens per tenant and scope.
+//   - probe: the per-conversation probe against the Bot Connector API, with
+//     classification of every response.
 //   - report: the Excel workbook and the HTML report of a run.
-//   - faketeams: a simulated Bot Connector for tests, the demo and benchmarks.
+//   - faketeams: a simulated Bot Connector and Entra token service for tests,
+//     the demo and benchmarks.
 //   - cmd/blockreport and cmd/faketeams: the commands, where everything is
 //     wired together.
 package blockreport
