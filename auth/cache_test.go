@@ -12,6 +12,7 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/faketeams"
 	"github.com/blockreport/blockreport/internal/tokentest"
 )
 
@@ -301,3 +302,38 @@ func TestURLs(t *testing.T) {
 }
 
 func blockreportCloud(s string) blockreport.Cloud { return blockreport.Cloud(s) }
+
+// TestTokenURLOtherTenants: with --token-url, tokens of other tenants come
+// from the same token service (its tenant segment replaced), so nothing
+// goes to a Microsoft login host; with --authority-host as well, they come
+// from there through azidentity.
+func TestTokenURLOtherTenants(t *testing.T) {
+	fake := startFake(t, faketeams.Config{})
+	cfg := tokenURLConfig(fake.TokenURL("botframework.com"))
+	cfg.AppID = faketeams.DefaultAppID
+	c := mustNew(t, cfg)
+	for _, tenant := range []string{"", testTenant} {
+		tok, err := c.Token(context.Background(), tenant, graph)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"": "botframework.com", testTenant: testTenant}[tenant]
+		if info, _ := fake.TokenInfo(tok); info.Tenant != want {
+			t.Errorf("tenant %q: token from %q, want %s", tenant, info.Tenant, want)
+		}
+	}
+	cfg.AuthorityHost, cfg.HTTPClient = fake.AuthorityHost(), fake.TLSClient()
+	c = mustNew(t, cfg)
+	if _, err := c.Token(context.Background(), otherTenant, graph); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Stats().Total(faketeams.RouteOpenID) != 1 {
+		t.Error("with --authority-host the other tenant's token did not go through azidentity")
+	}
+	cfg = tokenURLConfig(fake.URL() + "/token")
+	_, err := mustNew(t, cfg).Token(context.Background(), testTenant, graph)
+	wantErr(t, err, ErrConfig, []string{"not of the form", "--authority-host"})
+	if got, ok := tenantTokenURL("http://127.0.0.1:1/a/b/oauth2/v2.0/token", "t/x"); !ok || got != "http://127.0.0.1:1/a/t%2Fx/oauth2/v2.0/token" {
+		t.Errorf("tenantTokenURL = %q, %v", got, ok)
+	}
+}

@@ -56,7 +56,9 @@ type Config struct {
 	Secret string
 	// TokenURL, with Kind Secret, is the whole token endpoint of the
 	// connector token (tenant ""), fetched without azidentity: https, or
-	// plain http to a loopback host.
+	// plain http to a loopback host. Unless AuthorityHost is set, other
+	// tenants' tokens come from the same service, the tenant segment of
+	// ".../{tenant}/oauth2/v2.0/token" replaced.
 	TokenURL string
 
 	// Certificates and Key are the certificate credential (Kind
@@ -277,13 +279,23 @@ func (c *Credential) source(tenant string) (*source, error) {
 			c.cfg.AppID, c.cfg.AppTenant, tenant)
 	}
 	key, name := strings.ToLower(tenant), tenant
+	direct := ""
 	switch {
 	case c.cfg.Kind == ManagedIdentity:
 		key, name = "", c.cfg.AppTenant
 	case tenant == "" && c.cfg.TokenURL != "":
-		key, name = "\x00token-url", c.connTenant
+		key, name, direct = "\x00token-url", c.connTenant, strings.TrimSpace(c.cfg.TokenURL)
 	case tenant == "":
 		key, name = strings.ToLower(c.connTenant), c.connTenant
+	}
+	if direct == "" && c.cfg.TokenURL != "" && c.cfg.AuthorityHost == "" {
+		// Another tenant's token from the same token service as the
+		// connector's: nothing goes to a login host --token-url replaced.
+		u, ok := tenantTokenURL(c.cfg.TokenURL, name)
+		if !ok {
+			return nil, configErrorf("--token-url %s is not of the form .../{tenant}/oauth2/v2.0/token, so it gives no token for tenant %s: set --authority-host", c.oneLine(c.cfg.TokenURL, 200), name)
+		}
+		key, direct = "\x00token-url|"+key, u
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -300,8 +312,8 @@ func (c *Credential) source(tenant string) (*source, error) {
 		Telemetry: policy.TelemetryOptions{ApplicationID: "blockreport"},
 	}
 	switch {
-	case key == "\x00token-url":
-		s.endpoint, s.tokenURL = strings.TrimSpace(c.cfg.TokenURL), true
+	case direct != "":
+		s.endpoint, s.tokenURL = direct, true
 		s.allow = sameHost(s.endpoint)
 		s.direct = &clientcredentials.Config{
 			ClientID: c.cfg.AppID, ClientSecret: c.cfg.Secret, TokenURL: s.endpoint,
@@ -340,6 +352,27 @@ func (c *Credential) source(tenant string) (*source, error) {
 	}
 	c.sources[key] = s
 	return s, nil
+}
+
+// tenantTokenURL is tokenURL, a ".../{tenant}/oauth2/v2.0/token" endpoint,
+// for tenant.
+func tenantTokenURL(tokenURL, tenant string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(tokenURL))
+	if err != nil {
+		return "", false
+	}
+	segs := strings.Split(u.EscapedPath(), "/")
+	n := len(segs)
+	if n < 5 || segs[n-3] != "oauth2" || segs[n-2] != "v2.0" || segs[n-1] != "token" {
+		return "", false
+	}
+	segs[n-4] = url.PathEscape(tenant)
+	p := strings.Join(segs, "/")
+	if u.Path, err = url.PathUnescape(p); err != nil {
+		return "", false
+	}
+	u.RawPath = p
+	return u.String(), true
 }
 
 // credential returns the source's azidentity credential; fresh replaces it

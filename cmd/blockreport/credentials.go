@@ -76,7 +76,7 @@ func (c *credentialConfig) register(fs *flagSet) {
 	fs.stringVar(&c.FederatedTokenFile, "federated-token-file", "", "workload identity: file with the federated service-account token (AKS projects it)",
 		"BLOCKREPORT_FEDERATED_TOKEN_FILE", "AZURE_FEDERATED_TOKEN_FILE")
 	fs.stringVar(&c.AuthorityHost, "authority-host", "", "Entra login host instead of the cloud's (https only)", "BLOCKREPORT_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST")
-	fs.stringVar(&c.TokenURL, "token-url", "", "client secret only: the whole token endpoint of the connector token (tests); https, or plain http only to a loopback host", "BLOCKREPORT_TOKEN_URL")
+	fs.stringVar(&c.TokenURL, "token-url", "", "client secret only: the whole token endpoint of the connector token (tests; other tenants: its tenant segment replaced); https, or plain http only to a loopback host", "BLOCKREPORT_TOKEN_URL")
 	fs.stringVar(&c.CAFile, "ca-file", "", "PEM CA certificates to trust for the token endpoint besides the system's (a private authority; faketeams --ca-out)", "BLOCKREPORT_CA_FILE")
 }
 
