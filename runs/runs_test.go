@@ -10,6 +10,7 @@ import (
 	"time"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
 	"github.com/blockreport/blockreport/faketeams"
 	"github.com/blockreport/blockreport/internal/pgtest"
 	"github.com/blockreport/blockreport/probe"
@@ -48,9 +49,12 @@ func sqliteURL(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir
 
 func prober(t *testing.T, fake *faketeams.Server, mode probe.Mode, tweak func(*probe.Config)) *probe.Prober {
 	t.Helper()
+	cred, err := auth.New(auth.Config{AppID: faketeams.DefaultAppID, Secret: faketeams.DefaultAppSecret, TokenURL: fake.TokenURL("botframework.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := probe.Config{
-		AppID: faketeams.DefaultAppID, AppPassword: faketeams.DefaultAppSecret,
-		TokenURL: fake.TokenURL("botframework.com"), AllowHosts: []string{"127.0.0.1"},
+		AppID: faketeams.DefaultAppID, Credential: cred, AllowHosts: []string{"127.0.0.1"},
 		GCCServiceURL: fake.ServiceURL("gcc"), Mode: mode, Message: []byte("Hello"),
 		Rate: 500, Concurrency: 16, Attempts: 1, Timeout: 5 * time.Second,
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,

@@ -25,23 +25,23 @@ import (
 
 // probeConfig is the configuration of the probe command.
 type probeConfig struct {
-	common          commonConfig
-	cred            credentialConfig
-	Cloud           string
-	AllowHosts      hostList
-	GCCServiceURL   string
-	Mode            string
-	MessageFile     string
-	Concurrency     int
-	Rate            float64
-	Timeout         time.Duration
-	Attempts        int
-	Grace           time.Duration
-	StoreWait       time.Duration
-	Resume          int64
-	RetryUnchecked  bool  // re-probe the unchecked results of a finished run in place
-	RetryRun        int64 // with RetryUnchecked: the run (0: the latest finished one)
-	IncludeUnknown  bool  // with RetryUnchecked: DeliveryUnknown results too
+	common         commonConfig
+	cred           credentialConfig
+	Cloud          string
+	AllowHosts     hostList
+	GCCServiceURL  string
+	Mode           string
+	MessageFile    string
+	Concurrency    int
+	Rate           float64
+	Timeout        time.Duration
+	Attempts       int
+	Grace          time.Duration
+	StoreWait      time.Duration
+	Resume         int64
+	RetryUnchecked bool  // re-probe the unchecked results of a finished run in place
+	RetryRun       int64 // with RetryUnchecked: the run (0: the latest finished one)
+	IncludeUnknown bool  // with RetryUnchecked: DeliveryUnknown results too
 
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
