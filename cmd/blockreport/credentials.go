@@ -234,13 +234,13 @@ func (c *credentialConfig) describe() string {
 	}
 	tenant := "the cloud's botframework.com tenant (multi-tenant)"
 	if c.tenant != "" {
-		tenant = c.tenant
+		tenant = "tenant " + c.tenant
 	}
 	by := ""
 	if c.chosenBy != "" {
 		by = ", chosen by " + c.chosenBy
 	}
-	return fmt.Sprintf("app %s, %s, connector token from tenant %s%s", c.AppID, what, tenant, by)
+	return fmt.Sprintf("app %s, %s, connector token from %s%s", c.AppID, what, tenant, by)
 }
 
 // signing is the certificate whose key was loaded.
