@@ -32,22 +32,62 @@
 // {"errorCode":209,"message":"<JSON with subCode MessageWritesBlocked>"}
 // with \r\n or \n inside, and a 403 with an empty body.
 //
-// Assumptions, not confirmed by Microsoft:
-//   - A typing activity and the members calls (get member, paged members) on
-//     a blocked, uninstalled or disabled conversation answer the same as a
-//     message write would.
-//   - Creating a 1:1 conversation answers like a message write for every
-//     state except admin_disabled, where it succeeds (reported in
-//     MicrosoftDocs/msteams-docs#7954). Creating one for a user not in the
-//     population answers 403 ForbiddenOperationException, the documented
-//     answer for a user without the app in personal scope.
-//   - Create-or-get returns the same conversation id on every call.
-//   - Every step of a script, and every state-driven answer, is consumed
-//     by any connector request on that conversation; injected faults and
-//     429s are not.
+// # Modelling choices
 //
-// Rate limits (Limits) are the documented ones: per app per tenant over a
-// sliding second, and per conversation for writes (reads double). Latency
-// is log-normal around a configurable median, and Faults inject 5xx/412
-// answers, connection resets, stalls and 429 bursts, all drawn from a seed.
+// Each choice is marked [documented] (Microsoft's documentation says so;
+// ../shared/docs/teams-api.md has the sources), [field] (field reports
+// only) or [assumed] (nothing public says; chosen to be plausible and
+// listed so that a reader can disagree).
+//
+// Limits and counting:
+//   - [documented] 50 requests/s per app per tenant (rate-limit page,
+//     2026-10-08; older versions said 30), over a sliding 1 s window.
+//   - [documented] Per conversation, writes (send activity, create
+//     conversation) 7/1 s, 8/2 s, 60/30 s, 1,800/3,600 s; reads (get
+//     member, paged members) double: 14, 16, 120, 3,600.
+//   - [assumed] The windows slide: a window of length d ending at t holds
+//     the requests that arrived in (t-d, t]. Microsoft does not say whether
+//     its windows slide or are fixed buckets; sliding is the stricter.
+//   - [assumed] A request is counted when it arrives at the service's
+//     door, before its processing latency, as a rate limiter in front of a
+//     service sees it; ArrivalJitter (default 0) models network jitter
+//     before the door.
+//   - [assumed] Only admitted requests use up a limit; a 429 does not.
+//     Stats count both (TenantWindows: Arrived and Accepted).
+//   - [assumed] A 429 is answered at once, without the processing
+//     latency, with Retry-After in whole seconds (rounded up) until the
+//     binding window has room. [documented] Teams sends Retry-After.
+//   - [assumed] Unauthorised (401) and malformed (400) requests and
+//     requests for unknown conversations (404) are not counted.
+//   - [assumed] Typing activities count as sends ("presumably", says the
+//     rate-limit page).
+//   - [assumed] The all-bots-per-thread limits (14/1 s for sends) are not
+//     modelled: one bot is simulated.
+//
+// Answers:
+//   - [documented] The error bodies of teams-api.md §2 (see above) and
+//     413 MessageSizeTooBig for an activity over 100 KB as UTF-16
+//     ("format your bot messages"; older versions said 40 KB).
+//   - [documented] A message write to a blocked conversation answers 403
+//     (MessageWritesBlocked in the Teams shape, or ConversationBlockedByUser
+//     [field]).
+//   - [assumed] A typing activity to a blocked, uninstalled or disabled
+//     conversation answers as a message write would.
+//   - [assumed] Reads (get member, paged members) of a blocked
+//     conversation succeed: the user is still in the roster, the block
+//     stops writes only. Reads of an uninstalled conversation answer 403
+//     BotNotInConversationRoster [documented: Microsoft's TeamsFx SDK relies
+//     on it]; of an admin-disabled one 403 BotDisabledByAdmin [assumed].
+//   - [field] Creating a 1:1 conversation answers like a message write for
+//     every state except admin_disabled, where it succeeds
+//     (MicrosoftDocs/msteams-docs#7954). Creating one for a user not in the
+//     population answers 403 ForbiddenOperationException [documented for
+//     a user without the app in personal scope].
+//   - [assumed] Create-or-get returns the same conversation id on every call.
+//   - [assumed] Every step of a script, and every state-driven answer, is
+//     consumed by any connector request on that conversation; injected
+//     faults and 429s are not.
+//   - [assumed] Latency is log-normal around a configurable median;
+//     Faults inject 5xx/412 answers, connection resets, stalls and 429
+//     bursts, all drawn from the seed.
 package faketeams

@@ -27,7 +27,7 @@ func (s *Server) trackMessage(w http.ResponseWriter, r *http.Request, req reques
 	rec := &statusRecorder{ResponseWriter: w}
 	return rec, func() {
 		switch rec.status {
-		case http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusBadRequest:
+		case http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			return
 		}
 		s.mu.Lock()

@@ -52,6 +52,11 @@ type Config struct {
 	// StallFor is how long a stalled answer hangs (default 60 s); a stall
 	// ends early when the client gives up or the server closes.
 	StallFor time.Duration
+	// ArrivalJitter delays each connector request by a uniform draw in
+	// [0, ArrivalJitter) before it reaches the service's door, where it is
+	// counted against the rate limits: network jitter between client and
+	// service. 0: none.
+	ArrivalJitter time.Duration
 	// Seed seeds latency and fault draws.
 	Seed uint64
 	Now  func() time.Time // default time.Now
@@ -89,14 +94,19 @@ type Server struct {
 type conv struct {
 	Conversation
 	cursor int         // next script step
-	writes []time.Time // accepted writes, newest last
+	writes []time.Time // accepted writes within the longest window, newest last
 	reads  []time.Time // accepted reads
+	// Arrivals (throttled included) within the longest window, and the
+	// busiest count seen in each window of Limits.ConversationWrites.
+	seenWrites, seenReads []time.Time
+	peakWrites, peakReads []int
 }
 
 type tenantState struct {
 	accepted   []time.Time // connector requests let through in the last second
-	seen       []time.Time // every connector request in the last second
+	seen       []time.Time // every connector request that arrived in the last second
 	burstUntil time.Time   // injected 429 burst
+	peak       TenantWindow
 }
 
 // Start validates cfg and serves the simulator until Close.
@@ -124,6 +134,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ArrivalJitter < 0 {
+		return nil, fmt.Errorf("arrival jitter %v is negative", cfg.ArrivalJitter)
 	}
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, err
@@ -469,36 +482,55 @@ type activity struct {
 func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request, req request) {
 	w, counted := s.trackMessage(w, r, req)
 	defer counted()
+	// The request reaches the service's door after the network's jitter;
+	// there it is authorised, parsed, counted and limited at once, and only
+	// then processed for the simulated latency (limits.go, doc.go).
+	if !s.sleep(r.Context(), s.arrivalJitter()) {
+		return
+	}
+	status, body, hdr, tenant, c := s.door(r, req)
+	if status == http.StatusTooManyRequests {
+		s.reply(w, req.route, tenant, c.id(), status, body, hdr) // the limiter answers at once
+		return
+	}
 	if !s.sleep(r.Context(), s.latency()) {
 		return
 	}
-	if !s.authorized(r) {
-		s.reply(w, req.route, "", "", http.StatusUnauthorized,
-			envelope("Unauthorized", "Authorization has been denied for this request."), nil)
+	if status != 0 {
+		s.reply(w, req.route, tenant, c.id(), status, body, hdr)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
+	if s.fault(w, r, req, tenant, c.ConversationID) {
 		return
 	}
+	status, body, hdr = s.answer(req, c)
+	s.reply(w, req.route, tenant, c.ConversationID, status, body, hdr)
+}
 
-	var c *conv
-	var tenant string
+// door decides what happens to a connector request when it arrives: an
+// answer given without processing (401, 400, 404, 413, the 403 for a user
+// without the app, 429), or status 0 with the tenant and conversation
+// to process.
+func (s *Server) door(r *http.Request, req request) (status int, body []byte, h http.Header, tenant string, c *conv) {
+	if !s.authorized(r) {
+		return http.StatusUnauthorized, envelope("Unauthorized", "Authorization has been denied for this request."), nil, "", nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return http.StatusBadRequest, envelope("Bad Argument", "Could not read the request body."), nil, "", nil
+	}
 	switch req.route {
 	case RouteCreateConversation:
 		var p createParams
-		if err := json.Unmarshal(body, &p); err != nil {
-			s.reply(w, req.route, "", "", http.StatusBadRequest, envelope("Bad Argument", "Invalid conversation parameters: "+err.Error()), nil)
-			return
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return http.StatusBadRequest, envelope("Bad Argument", "Invalid conversation parameters: "+err.Error()), nil, "", nil
 		}
 		tenant = p.ChannelData.Tenant.ID
 		if tenant == "" {
 			tenant = p.TenantID
 		}
 		if tenant == "" || len(p.Members) != 1 || p.Members[0].ID == "" || p.IsGroup {
-			s.reply(w, req.route, tenant, "", http.StatusBadRequest,
-				envelope("Bad Argument", "A 1:1 conversation needs a tenant id and exactly one member."), nil)
-			return
+			return http.StatusBadRequest, envelope("Bad Argument", "A 1:1 conversation needs a tenant id and exactly one member."), nil, tenant, nil
 		}
 		s.mu.Lock()
 		c = s.personal[tenant+"|"+p.Members[0].ID]
@@ -506,40 +538,41 @@ func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request, req requ
 		if c == nil {
 			// The documented answer for a user without the app installed in
 			// personal scope (send-proactive-messages.md).
-			if !s.admit(w, req, tenant, nil) {
-				return
+			if st, b, h := s.admit(req, tenant, nil); st != 0 {
+				return st, b, h, tenant, nil
 			}
-			s.reply(w, req.route, tenant, "", http.StatusForbidden,
-				envelope("ForbiddenOperationException", "Bot isn't installed in user's personal scope"), nil)
-			return
+			return http.StatusForbidden, envelope("ForbiddenOperationException", "Bot isn't installed in user's personal scope"), nil, tenant, nil
 		}
 	default:
 		c = s.lookup(req.convID)
 		if c == nil {
-			s.reply(w, req.route, "", "", http.StatusNotFound, envelope("ConversationNotFound", "Conversation not found."), nil)
-			return
+			return http.StatusNotFound, envelope("ConversationNotFound", "Conversation not found."), nil, "", nil
 		}
 		tenant = c.TenantID
 		if req.route == RouteSendActivity {
 			var a activity
-			if err := json.Unmarshal(body, &a); err != nil || (a.Type != "message" && a.Type != "typing") {
+			if err := json.Unmarshal(raw, &a); err != nil || (a.Type != "message" && a.Type != "typing") {
 				msg := "Invalid activity: type must be message or typing"
 				if err != nil {
 					msg = "Invalid activity: " + err.Error()
 				}
-				s.reply(w, req.route, tenant, c.ConversationID, http.StatusBadRequest, envelope("Bad Argument", msg), nil)
-				return
+				return http.StatusBadRequest, envelope("Bad Argument", msg), nil, tenant, c
+			}
+			if utf16Size(raw) > MaxMessageBytes {
+				return http.StatusRequestEntityTooLarge, envelope("MessageSizeTooBig", codeMessages["MessageSizeTooBig"]), nil, tenant, c
 			}
 		}
 	}
-	if !s.admit(w, req, tenant, c) {
-		return
+	st, b, hd := s.admit(req, tenant, c)
+	return st, b, hd, tenant, c
+}
+
+// id is the conversation id, "" for none.
+func (c *conv) id() string {
+	if c == nil {
+		return ""
 	}
-	if s.fault(w, r, req, tenant, c.ConversationID) {
-		return
-	}
-	status, rbody, h := s.answer(req, c)
-	s.reply(w, req.route, tenant, c.ConversationID, status, rbody, h)
+	return c.ConversationID
 }
 
 // lookup finds a conversation by id, ignoring a ";messageid=..." suffix.
@@ -598,6 +631,11 @@ func (s *Server) stateAnswer(req request, cv Conversation, st State) (int, []byt
 	case StateActive:
 		return s.success(req, cv)
 	case StateBlocked:
+		if !req.write {
+			// A block stops writes; the user stays in the roster (the
+			// README's model, as in Microsoft's uninstall detection).
+			return s.success(req, cv)
+		}
 		return http.StatusForbidden, blockedBody(cv.BlockShape), nil
 	case StateUninstalled:
 		return http.StatusForbidden, envelope("BotNotInConversationRoster", codeMessages["BotNotInConversationRoster"]), nil
@@ -665,6 +703,10 @@ var codeMessages = map[string]string{
 	"PreconditionFailed":          "Precondition failed, please try again.",
 	"Throttled":                   "Too many requests.",
 	"ServiceError":                "Internal server error",
+	"MessageSizeTooBig":           "Message size too large.",
+	"BotDisabledByUser":           "The user disabled this bot.",
+	"TenantNoPermission":          "The tenant does not permit this operation.",
+	"CapabilityOverride":          "The operation is not allowed by a capability override.",
 }
 
 // envelope is the standard Bot Connector error body.

@@ -31,9 +31,10 @@
 //	--export-population FILE write the population as faketeams JSON Lines
 //	--token-ttl D            token lifetime (1h)
 //	--tenant-rps N           requests/s per app per tenant (50; 0 disables)
-//	--conversation-limits    per-conversation limits 7/1s, 8/2s, 60/30s, reads double (true)
+//	--conversation-limits    per-conversation limits 7/1s, 8/2s, 60/30s, 1800/1h, reads double (true)
 //	--latency D              median latency (120ms; 0 disables), log-normal
 //	--latency-sigma F        log-normal sigma of the latency (0.8)
+//	--arrival-jitter D       uniform delay before a request is counted (0)
 //	--fault-5xx --fault-reset --fault-stall --fault-429 SHARE
 //	                         shares of injected faults
 //	--stall-for D            how long a stalled answer hangs (60s)
@@ -151,8 +152,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.exportPopulation, "export-population", "", "write the population as faketeams JSON Lines to this `file` (for --population)")
 	fs.DurationVar(&sc.TokenTTL, "token-ttl", time.Hour, "lifetime of issued tokens")
 	fs.IntVar(&cfg.tenantRPS, "tenant-rps", 50, "requests per second allowed per app per tenant, sliding 1 s window (0 disables)")
-	fs.BoolVar(&cfg.conversationLimits, "conversation-limits", true, "apply per-conversation limits: writes 7/1s, 8/2s, 60/30s; reads double")
+	fs.BoolVar(&cfg.conversationLimits, "conversation-limits", true, "apply per-conversation limits: writes 7/1s, 8/2s, 60/30s, 1800/1h; reads double")
 	fs.DurationVar(&sc.Latency, "latency", 120*time.Millisecond, "median latency of connector answers, log-normal with a long tail (0 disables)")
+	fs.DurationVar(&sc.ArrivalJitter, "arrival-jitter", 0, "delay each request by a uniform draw in [0, D) before it is counted against the limits (network jitter; 0 disables)")
 	fs.Float64Var(&sc.LatencySigma, "latency-sigma", 0.8, "sigma of the log-normal latency (larger: longer tail)")
 	fs.Float64Var(&sc.Faults.ServerErrors, "fault-5xx", 0, "share of answers replaced by 500, 502, 503, 504 or 412")
 	fs.Float64Var(&sc.Faults.Resets, "fault-reset", 0, "share of requests whose connection is reset")
@@ -193,7 +195,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageErrorf("--users must be >= 0 and --tenants >= 1")
 	case cfg.tenantRPS < 0:
 		return cfg, usageErrorf("--tenant-rps must be >= 0")
-	case sc.Latency < 0 || sc.TokenTTL <= 0 || sc.StallFor <= 0 || sc.Faults.BurstFor <= 0:
+	case sc.Latency < 0 || sc.ArrivalJitter < 0 || sc.TokenTTL <= 0 || sc.StallFor <= 0 || sc.Faults.BurstFor <= 0:
 		return cfg, usageErrorf("durations must be positive")
 	}
 	for name, v := range map[string]float64{
@@ -304,6 +306,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	st := srv.Stats()
 	fmt.Fprintf(stdout, "stopped: %d tokens issued, %d answers throttled\n", st.TokensIssued, st.Throttled)
+	tenants := make([]string, 0, len(st.TenantWindows))
+	for t := range st.TenantWindows {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	for _, t := range tenants {
+		w := st.TenantWindows[t]
+		fmt.Fprintf(stdout, "busiest 1s:  tenant %s: %d arrived, %d accepted (limit %d)\n", t, w.Arrived, w.Accepted, w.Limit)
+	}
+	for _, w := range st.ConversationWindows {
+		fmt.Fprintf(stdout, "busiest %s\n", w)
+	}
 	return nil
 }
 
