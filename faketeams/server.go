@@ -67,6 +67,8 @@ type Config struct {
 	// Entra configures certificates, federated credentials, tenants, the
 	// TLS listener and the managed-identity endpoint (token.go).
 	Entra Entra
+	// Graph configures the simulated Microsoft Graph (graph.go).
+	Graph Graph
 }
 
 // Server is a running simulated Bot Connector and token endpoint.
@@ -88,6 +90,7 @@ type Server struct {
 	entra    *entraState
 	tls      *tlsState
 	tenants  map[string]*tenantState
+	graph    *graphState // nil: Graph off
 	stats    Stats
 }
 
@@ -178,6 +181,9 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}
 	if err := s.initEntra(); err != nil {
+		return nil, err
+	}
+	if err := s.initGraph(); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -411,7 +417,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/_fake/stats":
 		s.serveStats(w, r)
 		return
-	case s.serveEntra(w, r, path):
+	case s.serveEntra(w, r, path), s.serveGraph(w, r, path):
 		return
 	}
 	req, ok := parsePath(path)

@@ -259,6 +259,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case len(s.cfg.Entra.Tenants) > 0 && !slices.ContainsFunc(s.cfg.Entra.Tenants, func(t string) bool { return strings.EqualFold(t, tenant) }):
 		oauthErr(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant.", id, tenant))
 		return
+	case s.noServicePrincipal(tenant):
+		oauthErr(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", id, tenant))
+		return
 	case secret != "" && assertion != "":
 		oauthErr(http.StatusBadRequest, "invalid_request", "AADSTS900023: Send either client_secret or client_assertion, not both.")
 		return
@@ -298,7 +301,7 @@ func (s *Server) requestedScope(raw string) (string, bool) {
 			res = append(res, sc)
 		}
 	}
-	if len(res) != 1 || !s.entra.scopes[res[0]] {
+	if len(res) != 1 || (!s.entra.scopes[res[0]] && !s.graphScope(res[0])) {
 		return "", false
 	}
 	return res[0], true
