@@ -297,7 +297,7 @@ func rowValues(v []any, r blockreport.Row, st styles) {
 		code = r.HTTPStatus
 	}
 	v[0] = r.Status.Label()
-	v[1] = str(reasonOf(r))
+	v[1] = str(Reason(r))
 	v[2] = str(r.UserName)
 	v[3] = str(r.Email)
 	v[4] = str(r.AADObjectID)

@@ -61,7 +61,7 @@ func timePtr(t time.Time) *time.Time {
 // NewExportRow is the export of one row.
 func NewExportRow(r blockreport.Row) ExportRow {
 	return ExportRow{
-		Status: r.Status, Reason: reasonOf(r), UserName: r.UserName, Email: r.Email,
+		Status: r.Status, Reason: Reason(r), UserName: r.UserName, Email: r.Email,
 		AADObjectID: r.AADObjectID, UserID: r.UserID, TenantID: r.TenantID,
 		Scope: string(scopeOf(r.ConversationType)), ConversationID: r.ConversationID,
 		HTTPStatus: r.HTTPStatus, ProbedAt: timePtr(r.ProbedAt), StatusSince: timePtr(r.StatusSince),
@@ -166,11 +166,11 @@ func csvSafe(s string) string {
 	return s
 }
 
-// reasonOf is the reason a report shows for a row: the service's error
+// Reason is the reason a report shows for a row: the service's error
 // code; for a reachable answer, whose stored reason is only its HTTP status
 // (in a column of its own), "Recovered (was blocked)" after a definite
 // "cannot reach", else "Reachable".
-func reasonOf(r blockreport.Row) string {
+func Reason(r blockreport.Row) string {
 	if r.Status != blockreport.StatusReachable || (r.Reason != "" && !isHTTPReason(r.Reason)) {
 		return r.Reason
 	}

@@ -62,7 +62,7 @@ var funcs = template.FuncMap{
 	"color":    color,
 	"scope":    func(t blockreport.ConversationType) string { return string(scopeOf(t)) },
 	"httpcode": httpCode,
-	"reason":   reasonOf,
+	"reason":   Reason,
 	"show":     show,
 	"statusOf": func(c Counts, s string) int { return c[blockreport.Status(s)] },
 	"add":      func(a, b int) int { return a + b },

@@ -86,6 +86,7 @@ var commands = map[string]command{
 	"runs":    {"list the recorded runs; runs delete ID removes one", runRuns},
 	"prune":   {"delete the runs older than the --keep N newest finished ones", runPrune},
 	"check":   {"check the setup without probing anyone: store, credentials, allow-list, files", runCheck},
+	"history": {"one user's status in every run, oldest first (email, AAD id, 29: id or conversation id)", runHistory},
 	"export":  {"write the rows of chosen statuses as CSV or JSON Lines (cleanup of dead references)", runExport},
 	"demo":    {"try everything against a simulated Teams, nothing to configure", runDemo},
 }
