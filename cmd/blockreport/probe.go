@@ -42,6 +42,7 @@ type probeConfig struct {
 	RetryUnchecked bool  // re-probe the unchecked results of a finished run in place
 	RetryRun       int64 // with RetryUnchecked: the run (0: the latest finished one)
 	IncludeUnknown bool  // with RetryUnchecked: DeliveryUnknown results too
+	metrics        metricsConfig
 
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
@@ -80,7 +81,10 @@ func runProbe(ctx context.Context, args []string, getenv func(string) string, _,
 		return err
 	}
 	defer db.Close()
-	_, err = probeRun(ctx, cfg, db, logger, stderr)
+	run, err := probeRun(ctx, cfg, db, logger, stderr)
+	if merr := cfg.metrics.write(run); err == nil {
+		err = merr
+	}
 	return err
 }
 
@@ -103,6 +107,7 @@ func parseProbeFlags(args []string, getenv func(string) string, stderr io.Writer
 func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	cfg.progressEvery = 5 * time.Second
 	cfg.cred.register(fs)
+	cfg.metrics.register(fs)
 	fs.stringVar(&cfg.Cloud, "cloud", "public", "cloud: public, gcc, gcch or dod", "BLOCKREPORT_CLOUD")
 	if v := getenv("BLOCKREPORT_ALLOW_HOSTS"); v != "" {
 		_ = cfg.AllowHosts.Set(v)
@@ -127,6 +132,9 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 // message files; cmd names the command in its usage errors.
 func (cfg *probeConfig) check(cmd string, getenv func(string) string) error {
 	if err := cfg.validate(cmd); err != nil {
+		return err
+	}
+	if err := cfg.metrics.check(cmd); err != nil {
 		return err
 	}
 	if err := cfg.cred.check(cmd, getenv); err != nil {

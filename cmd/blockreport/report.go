@@ -24,6 +24,8 @@ type reportConfig struct {
 	Run    string // "latest" or a run ID
 	Out    string // directory the reports are written into
 	Redact bool
+
+	metrics metricsConfig // report command only (run has the probe's)
 }
 
 const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact]"
@@ -34,11 +36,15 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	fs.common(&cfg.common)
 	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID, or latest (the latest finished run)", "BLOCKREPORT_RUN")
 	cfg.register(fs)
+	cfg.metrics.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("report: unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.metrics.check("report"); err != nil {
+		return err
 	}
 	if cfg.Out == "" {
 		return usageErrorf("report: --out DIR is required")
@@ -71,7 +77,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	}
-	return nil
+	return cfg.metrics.write(run)
 }
 
 // register defines the output flags (--out, --redact) on fs; the report and
@@ -175,7 +181,12 @@ const reportFileMode = 0o640
 // directory that is synced and renamed over path only once write succeeded,
 // so path is never a half-written file; on any error the temporary file is
 // removed.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	return writeFileAtomicMode(path, reportFileMode, write)
+}
+
+// writeFileAtomicMode is writeFileAtomic with the file's mode.
+func writeFileAtomicMode(path string, mode os.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -197,7 +208,7 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", path, err)
 	}
-	if err := tmp.Chmod(reportFileMode); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {

@@ -65,6 +65,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 
 	run, err := probeRun(ctx, cfg.probe, db, logger, stderr)
+	if merr := cfg.probe.metrics.write(run); err == nil {
+		err = merr
+	}
 	if err != nil {
 		return err
 	}
