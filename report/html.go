@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +73,15 @@ var funcs = template.FuncMap{
 	"mixHeight": func(bars []bar) int {
 		return len(bars)*mixRowH + 4
 	},
-	"table": func(id string, rows []blockreport.Row) rowTable { return rowTable{ID: id, Rows: rows} },
+	"table":      func(id string, rows []blockreport.Row) rowTable { return rowTable{ID: id, Rows: rows} },
+	"trendShare": trendShare,
+	"marker":     func(l line, d dot) marker { return marker{Shape: l.Shape, Color: l.Color, At: d} },
+}
+
+// marker is one dot of a trend line, drawn in the line's shape.
+type marker struct {
+	Shape, Color string
+	At           dot
 }
 
 // rowTable is a table of rows with an optional HTML id for the filter.
@@ -99,6 +109,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Unreach:    Counts(countsOf(r)).Unreachable(),
 		Unchk:      Counts(countsOf(r)).Unchecked(),
 		Statuses:   blockreport.Statuses,
+		TrendCols:  trendSeries,
 	}
 	if err := p.tmpl.Execute(w, v); err != nil {
 		return fmt.Errorf("render HTML report of run %d: %w", r.Run.ID, err)
@@ -126,6 +137,7 @@ type view struct {
 	Unreach    int
 	Unchk      int
 	Statuses   []blockreport.Status
+	TrendCols  []TrendSeries
 }
 
 // bar is one bar of the status-mix chart, in SVG user units.
@@ -158,91 +170,175 @@ func mixChart(r *Report) []bar {
 }
 
 // trendSVG is the trend chart: the share of each non-reachable group per
-// run, oldest run left.
+// run, oldest run left, dated. Each series has its own colour (the status
+// colours of the whole report), dash pattern and marker shape, and its
+// current value written at the right end, moved apart so that two series
+// with the same value (admin disabled and not found at 1.0 %) stay
+// readable.
 type trendSVG struct {
-	Height int
-	YMax   float64 // share at the top of the plot
-	Ticks  []tick
-	XLabel []tick
-	Lines  []line
+	Width, Height  int
+	Left, Right    float64 // plot area, x
+	Top, Bottom    float64 // plot area, y
+	XLabelY, YearY float64
+	YMax           float64 // share at the top of the plot
+	Ticks          []tick
+	XLabel         []tick
+	Lines          []line
 }
 
 type tick struct {
 	Pos   float64
 	Label string
+	Year  string // under a date label: the year, where it starts or changes
 }
 
 type line struct {
 	Label  string
 	Color  string
+	Dash   string // stroke-dasharray, "" for solid
+	Shape  string // marker: circle, square, triangle, diamond, ring
 	Points string
 	Dots   []dot
+	// End label: "Blocked 7.1 %" right of the last point.
+	EndX, EndY float64
+	EndText    string
 }
 
 type dot struct{ X, Y float64 }
 
-const (
-	trendLeft   = 48.0
-	trendRight  = 620.0
-	trendTop    = 16.0
-	trendBottom = 200.0
-)
-
-type series struct {
-	label string
-	color string
-	value func(Counts) int
+// Polygon points of a triangle or diamond marker around the dot.
+func (d dot) Triangle() string {
+	return fmt.Sprintf("%g,%g %g,%g %g,%g", d.X, round1(d.Y-4.5), round1(d.X-4.5), round1(d.Y+3.5), round1(d.X+4.5), round1(d.Y+3.5))
 }
 
-var trendSeries = []series{
-	{"Blocked", color(blockreport.StatusBlocked), func(c Counts) int { return c[blockreport.StatusBlocked] }},
-	{"Uninstalled", color(blockreport.StatusUninstalled), func(c Counts) int { return c[blockreport.StatusUninstalled] }},
-	{"Admin disabled", color(blockreport.StatusAdminDisabled), func(c Counts) int { return c[blockreport.StatusAdminDisabled] }},
-	{"Not found", color(blockreport.StatusNotFound), func(c Counts) int { return c[blockreport.StatusNotFound] }},
-	{"Could not check", color(blockreport.StatusFailed), func(c Counts) int { return c.Unchecked() }},
+func (d dot) Diamond() string {
+	return fmt.Sprintf("%g,%g %g,%g %g,%g %g,%g", d.X, round1(d.Y-4.5), round1(d.X+4.5), d.Y, d.X, round1(d.Y+4.5), round1(d.X-4.5), d.Y)
+}
+
+func (d dot) Square() dot { return dot{round1(d.X - 3.5), round1(d.Y - 3.5)} }
+
+const (
+	trendWidth  = 760
+	trendLeft   = 64.0
+	trendRight  = 590.0
+	trendTop    = 16.0
+	trendBottom = 220.0
+	endLabelGap = 15.0 // least vertical distance between two end labels
+)
+
+// TrendSeries is one line of both trends (HTML and workbook): a group of
+// statuses, its colour, dash and marker.
+type TrendSeries struct {
+	Label string
+	Color string
+	Dash  string
+	Shape string
+	Value func(Counts) int
+}
+
+// trendSeries are the lines of the trend, in legend order.
+var trendSeries = []TrendSeries{
+	{"Blocked", color(blockreport.StatusBlocked), "", "circle", func(c Counts) int { return c[blockreport.StatusBlocked] }},
+	{"Uninstalled", color(blockreport.StatusUninstalled), "7 3", "square", func(c Counts) int { return c[blockreport.StatusUninstalled] }},
+	{"Admin disabled", color(blockreport.StatusAdminDisabled), "2 3", "triangle", func(c Counts) int { return c[blockreport.StatusAdminDisabled] }},
+	{"Not found", color(blockreport.StatusNotFound), "9 3 2 3", "diamond", func(c Counts) int { return c[blockreport.StatusNotFound] }},
+	{"Could not check", color(blockreport.StatusFailed), "3 2", "ring", func(c Counts) int { return c.Unchecked() }},
+}
+
+// trendShare is the share of the point's conversations in series s.
+func trendShare(p TrendPoint, s TrendSeries) float64 {
+	if p.Total == 0 {
+		return 0
+	}
+	return float64(s.Value(p.Counts)) / float64(p.Total)
 }
 
 func trendChart(r *Report) trendSVG {
-	t := trendSVG{Height: 240}
+	t := trendSVG{Width: trendWidth, Height: 270, Left: trendLeft, Right: trendRight, Top: trendTop, Bottom: trendBottom,
+		XLabelY: trendBottom + 20, YearY: trendBottom + 36}
 	maxShare := 0.0
-	share := func(p TrendPoint, s series) float64 {
-		if p.Total == 0 {
-			return 0
-		}
-		return float64(s.value(p.Counts)) / float64(p.Total)
-	}
 	for _, p := range r.Trend {
 		for _, s := range trendSeries {
-			maxShare = math.Max(maxShare, share(p, s))
+			maxShare = math.Max(maxShare, trendShare(p, s))
 		}
 	}
 	t.YMax = niceMax(maxShare)
 	for i := 0; i <= 4; i++ {
 		v := t.YMax * float64(i) / 4
-		t.Ticks = append(t.Ticks, tick{Pos: round1(trendBottom - (trendBottom-trendTop)*float64(i)/4), Label: pct(v)})
+		t.Ticks = append(t.Ticks, tick{Pos: round1(trendBottom - (trendBottom-trendTop)*float64(i)/4), Label: tickPct(v)})
 	}
 	n := len(r.Trend)
 	x := func(i int) float64 {
 		if n == 1 {
-			return (trendLeft + trendRight) / 2
+			return round1((trendLeft + trendRight) / 2)
 		}
-		return round1(trendLeft + (trendRight-trendLeft)*float64(i)/float64(n-1))
+		return round1(trendLeft + 24 + (trendRight-trendLeft-48)*float64(i)/float64(n-1))
 	}
+	labels := trendLabels(r.Trend)
+	year := ""
 	for i, p := range r.Trend {
-		t.XLabel = append(t.XLabel, tick{Pos: x(i), Label: fmt.Sprintf("#%d", p.RunID)})
+		// "2 Nov" on the axis, the year below it where it starts or changes.
+		tk := tick{Pos: x(i), Label: strings.Replace(labels[i], p.StartedAt.UTC().Format(" 2006"), "", 1)}
+		if yy := p.StartedAt.UTC().Format("2006"); yy != year {
+			tk.Year, year = yy, yy
+		}
+		t.XLabel = append(t.XLabel, tk)
 	}
 	for _, s := range trendSeries {
-		l := line{Label: s.label, Color: s.color}
+		l := line{Label: s.Label, Color: s.Color, Dash: s.Dash, Shape: s.Shape}
 		var pts []string
 		for i, p := range r.Trend {
-			y := round1(trendBottom - (trendBottom-trendTop)*share(p, s)/t.YMax)
+			y := round1(trendBottom - (trendBottom-trendTop)*trendShare(p, s)/t.YMax)
 			pts = append(pts, fmt.Sprintf("%g,%g", x(i), y))
 			l.Dots = append(l.Dots, dot{x(i), y})
 		}
 		l.Points = strings.Join(pts, " ")
+		if n > 0 {
+			last := l.Dots[n-1]
+			l.EndX, l.EndY = round1(last.X+12), last.Y
+			l.EndText = s.Label + " " + spacePct(trendShare(r.Trend[n-1], s))
+		}
 		t.Lines = append(t.Lines, l)
 	}
+	spreadLabels(t.Lines, trendTop, trendBottom+8)
 	return t
+}
+
+// spreadLabels moves the end labels apart vertically, keeping their order
+// by value, so that none is closer than endLabelGap to the next.
+func spreadLabels(lines []line, top, bottom float64) {
+	idx := make([]int, len(lines))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lines[idx[a]].EndY < lines[idx[b]].EndY })
+	for k := 1; k < len(idx); k++ {
+		prev, cur := &lines[idx[k-1]], &lines[idx[k]]
+		if cur.EndY-prev.EndY < endLabelGap {
+			cur.EndY = prev.EndY + endLabelGap
+		}
+	}
+	// Pushed past the bottom: shift the whole stack up.
+	if n := len(idx); n > 0 {
+		if over := lines[idx[n-1]].EndY - bottom; over > 0 {
+			for _, i := range idx {
+				lines[i].EndY -= over
+			}
+		}
+		if under := top - lines[idx[0]].EndY; under > 0 {
+			for _, i := range idx {
+				lines[i].EndY += under
+			}
+		}
+	}
+	for i := range lines {
+		lines[i].EndY = round1(lines[i].EndY + 4) // text baseline
+	}
+}
+
+// tickPct is an axis label: "0 %", "2.5 %", "10 %".
+func tickPct(f float64) string {
+	return strconv.FormatFloat(math.Round(f*1000)/10, 'f', -1, 64) + " %"
 }
 
 // niceMax rounds a share up to a readable top of the axis.

@@ -76,7 +76,10 @@ type Report struct {
 	Total   int
 	Counts  []StatusCount // one per status, in blockreport.Statuses order
 	Scopes  []ScopeCount  // personal, team/channel, group chat, unknown
-	Tenants []TenantCount // sorted by tenant ID
+	Tenants []TenantCount // largest first, then by tenant ID
+	// Departments are the conversations per department (from Graph), most
+	// not reachable first; empty when no row has a department.
+	Departments []DepartmentCount
 	Trend   []TrendPoint  // oldest first, Run last
 	Changes []Change      // newly blocked, ..., recovered
 	// Lists are the non-reachable groups: blocked, uninstalled, admin
@@ -149,8 +152,17 @@ type ScopeCount struct {
 // TenantCount is the number of conversations of one tenant, per status.
 type TenantCount struct {
 	TenantID string
+	Name     string // the tenant's display name, when known (Graph)
 	Total    int
 	Counts   Counts
+}
+
+// DepartmentCount is the number of conversations of one department, per
+// status; Name "" gathers the conversations whose department is not known.
+type DepartmentCount struct {
+	Name   string
+	Total  int
+	Counts Counts
 }
 
 // TrendPoint is one run of the trend.
@@ -399,7 +411,13 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		tc.TenantID = clean(tc.TenantID)
 		r.Tenants = append(r.Tenants, *tc)
 	}
-	sort.Slice(r.Tenants, func(i, j int) bool { return r.Tenants[i].TenantID < r.Tenants[j].TenantID })
+	sort.Slice(r.Tenants, func(i, j int) bool {
+		a, b := r.Tenants[i], r.Tenants[j]
+		if a.Total != b.Total {
+			return a.Total > b.Total
+		}
+		return a.TenantID < b.TenantID
+	})
 	for i := len(history) - 1; i >= 0; i-- {
 		h := history[i]
 		p := TrendPoint{RunID: h.ID, StartedAt: h.StartedAt, State: h.State, Mode: h.Mode, Total: h.Total(), Counts: Counts(h.Totals)}
