@@ -80,8 +80,8 @@ type Report struct {
 	// Departments are the conversations per department (from Graph), most
 	// not reachable first; empty when no row has a department.
 	Departments []DepartmentCount
-	Trend   []TrendPoint  // oldest first, Run last
-	Changes []Change      // newly blocked, ..., recovered
+	Trend       []TrendPoint // oldest first, Run last
+	Changes     []Change     // newly blocked, ..., recovered
 	// Lists are the non-reachable groups: blocked, uninstalled, admin
 	// disabled, not found, could not check.
 	Lists []List
