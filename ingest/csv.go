@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	blockreport "github.com/blockreport/blockreport"
 )
@@ -20,13 +20,19 @@ var Columns = []string{
 	"team_id", "service_url", "bot_id", "channel_id", "locale", "opted_out",
 }
 
-// parseCSV reads CSV with a header row.
+// parseCSV reads CSV with a header row, one record at a time.
 func (p *parser) parseCSV() {
-	r := csv.NewReader(bytes.NewReader(p.data))
+	p.lines.off, p.lines.newlines = true, nil
+	r := csv.NewReader(p.br)
 	r.FieldsPerRecord = -1 // checked here, to name the line
+	r.ReuseRecord = true
 	header, err := r.Read()
 	if err != nil {
 		p.csvProblem(err)
+		return
+	}
+	if !validUTF8(header) {
+		p.problem(p.base+1, notUTF8)
 		return
 	}
 	known := map[string]bool{}
@@ -42,18 +48,19 @@ func (p *parser) parseCSV() {
 			continue
 		}
 		if _, dup := col[h]; dup {
-			p.problem(1, fmt.Sprintf("CSV header names column %q twice", h))
+			p.problem(p.base+1, fmt.Sprintf("CSV header names column %q twice", h))
 			return
 		}
 		col[h] = i
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		p.problem(1, fmt.Sprintf("CSV header has unknown column(s) %s; known columns: %s",
+		p.problem(p.base+1, fmt.Sprintf("CSV header has unknown column(s) %s; known columns: %s",
 			strings.Join(unknown, ", "), strings.Join(Columns, ", ")))
 		return
 	}
-	for {
+	width := len(header)
+	for !p.stopped {
 		rec, err := r.Read()
 		if err == io.EOF {
 			return
@@ -63,11 +70,16 @@ func (p *parser) parseCSV() {
 			return
 		}
 		line, _ := r.FieldPos(0)
+		line += p.base
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // blank line with a one-column header
 		}
-		if len(rec) != len(header) {
-			p.problem(line, fmt.Sprintf("%d fields, the header has %d", len(rec), len(header)))
+		if !validUTF8(rec) {
+			p.problem(line, notUTF8)
+			continue
+		}
+		if len(rec) != width {
+			p.problem(line, fmt.Sprintf("%d fields, the header has %d", len(rec), width))
 			continue
 		}
 		get := func(name string) string {
@@ -92,13 +104,22 @@ func (p *parser) parseCSV() {
 		}
 		normalize(&ref)
 		// Keep the row as the raw record, as a JSON object of its columns.
-		row := map[string]string{}
+		row := make(map[string]string, len(col))
 		for name, i := range col {
 			row[name] = rec[i]
 		}
 		ref.Raw, _ = json.Marshal(row) // strings always marshal
-		p.add(line, ref)
+		p.add(line, "", ref)
 	}
+}
+
+func validUTF8(fields []string) bool {
+	for _, f := range fields {
+		if !utf8.ValidString(f) {
+			return false
+		}
+	}
+	return true
 }
 
 func parseBool(s string) (bool, error) {
@@ -112,9 +133,12 @@ func parseBool(s string) (bool, error) {
 }
 
 func (p *parser) csvProblem(err error) {
+	if p.ioFailed(err) {
+		return
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		p.problem(pe.Line, "malformed CSV: "+pe.Err.Error())
+		p.problem(p.base+pe.Line, "malformed CSV: "+pe.Err.Error())
 		return
 	}
 	p.problem(0, "malformed CSV: "+err.Error())

@@ -35,8 +35,9 @@ func TestParseHostileInput(t *testing.T) {
 		{name: "NUL byte in JSON", in: withField(`"Megan Bowen"`, "\"Megan\x00Bowen\""), problem: "f:1: malformed JSON: invalid character '\\x00'"},
 		{name: "NUL byte in CSV", format: ingest.FormatCSV, in: "tenant_id,user_id,user_name,service_url\nt,29:1,a\x00b,https://a/\n",
 			problem: "f:2: a field contains a NUL character"},
+		// Read streams, so a bad record rejects itself, not the records before it.
 		{name: "invalid UTF-8 in CSV", format: ingest.FormatCSV, in: "tenant_id,user_id,user_name,service_url\nt,29:1,ok,https://a/\nt,29:2,Ren\xe9,https://a/\n",
-			problem: "f:3: not valid UTF-8"},
+			records: 1, problem: "f:3: not valid UTF-8"},
 		{name: "lone surrogate escape becomes U+FFFD", in: withField(`"Megan Bowen"`, `"Megan \udc00"`), records: 1},
 		{name: "SQL metacharacters are data", in: withField(`"Megan Bowen"`, `"Robert'); DROP TABLE conversation_references;--"`), records: 1},
 		{name: "user info in the service URL is left to the probe", in: withField(`https://smba`, `https://u:pw@smba`), records: 1},

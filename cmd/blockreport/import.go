@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
-	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/ingest"
 	"github.com/blockreport/blockreport/store"
 )
@@ -18,6 +20,8 @@ type importConfig struct {
 	Format      string
 	SkipInvalid bool
 	Files       []string
+
+	progressEvery time.Duration // log-line interval when stderr is not a terminal
 }
 
 // maxListed is how many rejected records import lists before a count.
@@ -28,6 +32,8 @@ const maxListed = 50
 // whole import (exit 2); with --skip-invalid the valid ones are imported.
 // Either way the rejected records are listed as FILE:LINE: reason, and the
 // last line on stdout counts added, updated, unchanged and rejected.
+// Records stream from the files to the store in chunks: memory does not
+// grow with the number of references.
 func runImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg importConfig
 	fs := newFlagSet("import", "import [flags] FILE... (- for standard input)", getenv, stderr)
@@ -38,6 +44,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	cfg.Files = fs.Args()
+	cfg.progressEvery = 5 * time.Second
 	if len(cfg.Files) == 0 {
 		return usageErrorf("import: no FILE given")
 	}
@@ -48,68 +55,170 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	// Check the URL before reading files, but open the store (which
-	// migrates it) only when there is something to write.
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
 		return usageErrorf("--db: %v", err)
 	}
-
-	var refs []blockreport.Reference
-	var problems []ingest.Problem
-	for _, name := range cfg.Files {
-		recs, probs, err := parseFile(name, ingest.Format(cfg.Format), os.Stdin)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			refs = append(refs, r.Ref)
-		}
-		problems = append(problems, probs...)
-		logger.Debug("parsed", "file", name, "records", len(recs), "rejected", len(probs))
+	sources, err := fileSources(cfg.Files, ingest.Format(cfg.Format), os.Stdin)
+	if err != nil {
+		return err
 	}
-	listProblems(stderr, problems)
-	if len(problems) > 0 && !cfg.SkipInvalid {
-		fmt.Fprintf(stdout, "added 0, updated 0, unchanged 0, rejected %d\n", len(problems))
-		return withCode(2, fmt.Errorf("import: %d invalid record(s), nothing imported (--skip-invalid imports the valid ones)", len(problems)))
-	}
-
 	db, err := openStore(ctx, cfg.common.DB, logger)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	counts, err := db.UpsertReferences(ctx, refs, time.Now())
+	return importSources(ctx, db, sources, cfg, logger, stdout, stderr)
+}
+
+// importSource is one input of an import. open returns its records (see
+// ingest.Read and ingest.Documents) and a func that releases it. A new kind
+// of source (an Azure blob container, an Azure table) is a func that
+// returns importSources for importSources' loop: the records of every
+// source go through one transaction, in order.
+type importSource struct {
+	name string
+	size int64 // bytes, or -1 if unknown (for the progress ETA)
+	open func(read *atomic.Int64) (iter.Seq2[ingest.Record, error], func(), error)
+}
+
+// fileSources are the sources of the FILE arguments ("-" is stdin). A
+// missing file is a usage error, found before anything is read.
+func fileSources(names []string, format ingest.Format, stdin io.Reader) ([]importSource, error) {
+	var out []importSource
+	for _, name := range names {
+		if name == "-" {
+			out = append(out, importSource{name: "-", size: -1,
+				open: func(read *atomic.Int64) (iter.Seq2[ingest.Record, error], func(), error) {
+					return ingest.Read(countingReader{stdin, read}, "-", format), func() {}, nil
+				}})
+			continue
+		}
+		fi, err := os.Stat(name)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, usageErrorf("import: %v", err)
+			}
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		if fi.IsDir() {
+			return nil, usageErrorf("import: %s is a directory", name)
+		}
+		out = append(out, importSource{name: name, size: fi.Size(),
+			open: func(read *atomic.Int64) (iter.Seq2[ingest.Record, error], func(), error) {
+				f, err := os.Open(name)
+				if err != nil {
+					return nil, nil, fmt.Errorf("import: %w", err)
+				}
+				return ingest.Read(countingReader{f, read}, name, format), func() { f.Close() }, nil
+			}})
+	}
+	return out, nil
+}
+
+// countingReader adds the bytes read to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// importProgress is what the progress display reads while an import runs.
+type importProgress struct {
+	records, rejected, bytes atomic.Int64
+	total                    int64 // bytes, or -1 if unknown
+}
+
+// importSources streams the records of sources into db in one import
+// session. Problems are listed on stderr as they come (the first
+// maxListed). Without --skip-invalid the first problem rolls the session
+// back and the rest of the input is only read, to list its problems.
+func importSources(ctx context.Context, db *store.DB, sources []importSource, cfg importConfig, logger *slog.Logger, stdout, stderr io.Writer) error {
+	prog := &importProgress{}
+	for _, s := range sources {
+		if s.size < 0 || prog.total < 0 {
+			prog.total = -1
+		} else {
+			prog.total += s.size
+		}
+	}
+	im, err := db.BeginImport(ctx, time.Now())
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	_, err = fmt.Fprintf(stdout, "added %d, updated %d, unchanged %d, rejected %d\n",
-		counts.Added, counts.Updated, counts.Unchanged, len(problems))
-	return err
-}
-
-// parseFile parses one file ("-" is stdin).
-func parseFile(name string, format ingest.Format, stdin io.Reader) ([]ingest.Record, []ingest.Problem, error) {
-	if name == "-" {
-		return ingest.Parse(stdin, "-", format)
+	defer im.Rollback()
+	progress := showImportProgress(prog, cfg.progressEvery, logger, stderr)
+	writing := true
+	listed := 0
+	for _, s := range sources {
+		recs, closeSource, err := s.open(&prog.bytes)
+		if err != nil {
+			progress.Stop()
+			return err
+		}
+		n := 0
+		for rec, err := range recs {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			var p ingest.Problem
+			switch {
+			case errors.As(err, &p):
+				prog.rejected.Add(1)
+				if listed < maxListed {
+					progress.Println(p)
+					listed++
+				}
+				if writing && !cfg.SkipInvalid {
+					writing = false
+					im.Rollback() // release the store now; keep reading to list the rest
+				}
+			case err != nil:
+				closeSource()
+				progress.Stop()
+				if ctx.Err() != nil {
+					return errors.New("import: interrupted: nothing imported, the store is as it was")
+				}
+				return fmt.Errorf("import: %w", err)
+			default:
+				n++
+				prog.records.Add(1)
+				if writing {
+					if err := im.Add(ctx, rec.Ref); err != nil {
+						closeSource()
+						progress.Stop()
+						if ctx.Err() != nil {
+							return errors.New("import: interrupted: nothing imported, the store is as it was")
+						}
+						return err
+					}
+				}
+			}
+		}
+		closeSource()
+		logger.Debug("read", "source", s.name, "records", n)
 	}
-	f, err := os.Open(name)
+	progress.Stop()
+	rejected := int(prog.rejected.Load())
+	if rejected > maxListed {
+		fmt.Fprintf(stderr, "... and %d more\n", rejected-maxListed)
+	}
+	if rejected > 0 && !cfg.SkipInvalid {
+		fmt.Fprintf(stdout, "added 0, updated 0, unchanged 0, rejected %d\n", rejected)
+		return withCode(2, fmt.Errorf("import: %d invalid record(s), nothing imported (--skip-invalid imports the valid ones)", rejected))
+	}
+	if ctx.Err() != nil {
+		return errors.New("import: interrupted: nothing imported, the store is as it was")
+	}
+	counts, err := im.Commit(ctx)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, usageErrorf("import: %v", err)
-		}
-		return nil, nil, fmt.Errorf("import: %w", err)
+		return err
 	}
-	defer f.Close()
-	return ingest.Parse(f, name, format)
-}
-
-// listProblems prints the first maxListed problems, then how many more.
-func listProblems(w io.Writer, problems []ingest.Problem) {
-	for i, p := range problems {
-		if i == maxListed {
-			fmt.Fprintf(w, "... and %d more\n", len(problems)-maxListed)
-			break
-		}
-		fmt.Fprintln(w, p)
-	}
+	_, err = fmt.Fprintf(stdout, "added %d, updated %d, unchanged %d, rejected %d\n",
+		counts.Added, counts.Updated, counts.Unchanged, rejected)
+	return err
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/blockreport/blockreport/internal/pgtest"
+)
+
+// writeRefsFile writes n ConversationReference lines over 10 tenants (the
+// shape of faketeams' references), then tail, and returns the path.
+func writeRefsFile(tb testing.TB, n int, tail string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "refs.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		fmt.Fprintf(w, `{"activityId":"%d","user":{"id":"29:1%031d","name":"User %d","aadObjectId":"%08d-aaaa-4000-8000-000000000000"},`+
+			`"bot":{"id":"28:c9e8c047-0000-4000-8000-000000000000","name":"Bot"},`+
+			`"conversation":{"conversationType":"personal","id":"a:1%063d","tenantId":"%08d-0000-4000-8000-000000000000"},`+
+			`"channelId":"msteams","locale":"en-US","serviceUrl":"https://smba.trafficmanager.net/amer/"}`+"\n",
+			1485983408511+i, i, i, i, i, i%10)
+	}
+	w.WriteString(tail)
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// TestImportBadRecordAtTheEndRollsBack: the import streams in chunks, yet
+// a bad record after 12,000 good ones (24 chunks on SQLite, 3 on
+// PostgreSQL, all written) still leaves the store as it was; with
+// --skip-invalid the good ones go in.
+func TestImportBadRecordAtTheEndRollsBack(t *testing.T) {
+	const n = 12_000
+	bad := strings.Replace(goodRef2, `"personal"`, `"meeting"`, 1) + "\n"
+	path := writeRefsFile(t, n, bad)
+	for _, dbURL := range []string{"sqlite:" + filepath.Join(t.TempDir(), "br.db"), pgtest.URL(t)} {
+		seed := writeFile(t, t.TempDir(), "seed.jsonl", goodRef)
+		if _, _, code := runCommand(t, "import", "--db", dbURL, seed); code != 0 {
+			t.Fatalf("seed import: exit %d", code)
+		}
+		stdout, stderr, code := runCommand(t, "import", "--db", dbURL, seed, path)
+		if code != 2 || stdout != "added 0, updated 0, unchanged 0, rejected 1\n" ||
+			!strings.Contains(stderr, fmt.Sprintf("%s:%d: unknown conversation type \"meeting\"", path, n+1)) {
+			t.Errorf("%s: import = exit %d, stdout %q, stderr %q", dbURL, code, stdout, stderr)
+		}
+		if got := countRefs(t, dbURL); got != 1 {
+			t.Errorf("%s: %d references after the rejected import, want the 1 stored before", dbURL, got)
+		}
+		stdout, _, code = runCommand(t, "import", "--db", dbURL, "--skip-invalid", path)
+		if want := fmt.Sprintf("added %d, updated 0, unchanged 0, rejected 1\n", n); code != 0 || stdout != want {
+			t.Errorf("%s: import --skip-invalid = exit %d, stdout %q, want %q", dbURL, code, stdout, want)
+		}
+		// Again, with every reference twice (in different chunks): each
+		// counts once.
+		stdout, _, code = runCommand(t, "import", "--db", dbURL, "--skip-invalid", path, path)
+		if want := fmt.Sprintf("added 0, updated 0, unchanged %d, rejected 2\n", n); code != 0 || stdout != want {
+			t.Errorf("%s: import of the file twice = exit %d, stdout %q, want %q", dbURL, code, stdout, want)
+		}
+		if got := countRefs(t, dbURL); got != n+1 {
+			t.Errorf("%s: %d references, want %d", dbURL, got, n+1)
+		}
+	}
+}
