@@ -163,7 +163,9 @@ func TestDocuments(t *testing.T) {
 		other.ConversationID = "a:2"
 		return append(refs, other), nil
 	}
-	one := func(yield func(ingest.Document, error) bool) { yield(ingest.Document{Key: "k", Raw: []byte(personal)}, nil) }
+	one := func(yield func(ingest.Document, error) bool) {
+		yield(ingest.Document{Key: "k", Raw: []byte(personal)}, nil)
+	}
 	n := 0
 	for _, err := range ingest.Documents("t", one, two) {
 		if err != nil {
