@@ -100,7 +100,9 @@ func showImportProgress(p *importProgress, every time.Duration, logger *slog.Log
 							args = append(args, "eta", eta.Round(time.Second).String())
 						}
 					}
+					d.mu.Lock() // the log and Println share stderr
 					logger.Info("import progress", args...)
+					d.mu.Unlock()
 				}
 			}
 		})
