@@ -8,16 +8,18 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	blockreport "github.com/blockreport/blockreport"
 )
 
 // Installed is what Graph says about the app's installation for a user.
-type Installed string
+type Installed = blockreport.Installed
 
-// The installation states shown in the `Installed (Graph)` column.
+// The installation states shown in the "Installed (Graph)" column.
 const (
-	InstalledYes     Installed = "yes"
-	InstalledNo      Installed = "no"
-	InstalledUnknown Installed = "unknown"
+	InstalledYes     = blockreport.InstalledYes
+	InstalledNo      = blockreport.InstalledNo
+	InstalledUnknown = blockreport.InstalledUnknown
 )
 
 // Installation is the answer of installedApps for one user.

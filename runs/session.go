@@ -62,6 +62,13 @@ type Options struct {
 	// are in flight, with how many and the grace they get (negative:
 	// none); a command tells the user what happens next.
 	OnStop func(inFlight int, grace time.Duration)
+	// Alongside, when set, runs next to every probe pass (Microsoft
+	// Graph's cross-check): probing is closed when the pass's probes are
+	// done, and it returns once it handled every result. The run is
+	// finished only after it, and what it left pending (re-linked or
+	// created references) is probed in another pass. Its error is logged:
+	// the connector's verdicts stand.
+	Alongside func(ctx context.Context, runID int64, probing <-chan struct{}) error
 }
 
 // maxPasses bounds the passes Probe makes over references that arrived
@@ -261,7 +268,7 @@ func (s *Session) Probe(ctx context.Context, p *probe.Prober) (blockreport.Run, 
 func (s *Session) passes(ctx context.Context, p *probe.Prober, st *Guarded) error {
 	bg := context.WithoutCancel(ctx)
 	for pass := 1; ; pass++ {
-		if err := p.Run(ctx, st, s.run.ID); err != nil {
+		if err := s.pass(ctx, p, st); err != nil {
 			return err
 		}
 		finished, err := s.db.FinishRun(bg, s.run.ID, s.opts.Now())
@@ -278,6 +285,22 @@ func (s *Session) passes(ctx context.Context, p *probe.Prober, st *Guarded) erro
 		}
 		s.opts.Logger.Info("references were added during the run; probing them too", "run", s.run.ID, "pass", pass+1)
 	}
+}
+
+// pass is one probe pass, with Options.Alongside next to it.
+func (s *Session) pass(ctx context.Context, p *probe.Prober, st *Guarded) error {
+	if s.opts.Alongside == nil {
+		return p.Run(ctx, st, s.run.ID)
+	}
+	probing := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.opts.Alongside(ctx, s.run.ID, probing) }()
+	err := p.Run(ctx, st, s.run.ID)
+	close(probing)
+	if aerr := <-done; aerr != nil && ctx.Err() == nil {
+		s.opts.Logger.Warn("the cross-check alongside the probes failed; the connector's verdicts stand", "run", s.run.ID, "err", aerr)
+	}
+	return err
 }
 
 func (s *Session) reload(ctx context.Context) (blockreport.Run, error) {

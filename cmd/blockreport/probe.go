@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/graph"
 	"github.com/blockreport/blockreport/probe"
 	"github.com/blockreport/blockreport/runs"
 	"github.com/blockreport/blockreport/store"
@@ -43,6 +44,7 @@ type probeConfig struct {
 	RetryRun       int64 // with RetryUnchecked: the run (0: the latest finished one)
 	IncludeUnknown bool  // with RetryUnchecked: DeliveryUnknown results too
 	metrics        metricsConfig
+	graph          graphConfig
 
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
@@ -125,6 +127,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.intVar(&cfg.resumeFlag, "resume", 0, "resume this unfinished run (default: the unfinished run if any, else a new run)", "BLOCKREPORT_RESUME")
 	fs.boolVar(&cfg.RetryUnchecked, "retry-unchecked", false, "re-probe, inside the latest finished run (or --run), only its forbidden, throttled and failed results, replacing them: no new run", "BLOCKREPORT_RETRY_UNCHECKED")
 	fs.intVar(&cfg.retryRunFlag, "run", 0, "with --retry-unchecked: the finished run to retry (default: the latest finished run)", "BLOCKREPORT_RETRY_RUN")
+	cfg.graph.register(fs)
 	fs.boolVar(&cfg.IncludeUnknown, "include-unknown", false, "with --retry-unchecked in message mode: also re-send to conversations whose delivery is unknown (they may get the message twice)", "BLOCKREPORT_INCLUDE_UNKNOWN")
 }
 
@@ -158,6 +161,9 @@ func (cfg *probeConfig) validate(cmd string) error {
 	}
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
 		return usageErrorf("%s: --db: %v", cmd, err)
+	}
+	if err := cfg.graph.validate(cmd); err != nil {
+		return err
 	}
 	switch probe.Mode(cfg.Mode) {
 	case probe.ModeTyping, probe.ModeMembers:
@@ -278,7 +284,16 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		return blockreport.Run{}, err
 	}
 
-	sess, err := runs.Begin(ctx, db, cfg.choice(), runs.Options{Now: cfg.now, Logger: logger, OnStop: stopNotice(stderr)})
+	opts := runs.Options{Now: cfg.now, Logger: logger, OnStop: stopNotice(stderr)}
+	var checker *graph.Checker
+	if cfg.graph.enabled() {
+		if checker, _, err = cfg.graph.checker(cred, cfg, db, logger); err != nil {
+			return blockreport.Run{}, err
+		}
+		opts.Alongside = checker.Run
+	}
+	defer reportGraph(ctx, checker, stderr)
+	sess, err := runs.Begin(ctx, db, cfg.choice(), opts)
 	if err != nil {
 		return blockreport.Run{}, beginError(cfg, err)
 	}

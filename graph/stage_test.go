@@ -1,0 +1,255 @@
+package graph_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/auth"
+	"github.com/blockreport/blockreport/faketeams"
+	"github.com/blockreport/blockreport/graph"
+	"github.com/blockreport/blockreport/internal/pgtest"
+	"github.com/blockreport/blockreport/probe"
+	"github.com/blockreport/blockreport/runs"
+	"github.com/blockreport/blockreport/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+const (
+	tenantA    = "aaaaaaaa-0000-4000-8000-00000000000a"
+	tenantNoSP = "cccccccc-0000-4000-8000-00000000000c"
+	tenantNoCo = "dddddddd-0000-4000-8000-00000000000d"
+)
+
+// verdictCase is one user of the population and what the run must make
+// of them.
+type verdictCase struct {
+	name      string
+	tenant    string
+	state     faketeams.State
+	shape     faketeams.BlockShape
+	installed *bool // nil: faketeams' default for the state
+	left      bool
+	disabled  bool
+
+	status    blockreport.Status
+	graph     blockreport.Installed
+	outcome   blockreport.GraphOutcome
+	connector blockreport.Status // the connector-only status when Graph changed it
+	note      string             // part of the check's note
+	account   string
+}
+
+func yes() *bool { b := true; return &b }
+func no() *bool  { b := false; return &b }
+
+var verdictCases = []verdictCase{
+	{name: "reachable", state: faketeams.StateActive, status: blockreport.StatusReachable, graph: "yes", outcome: "confirmed", account: "enabled"},
+	{name: "reachable not installed", state: faketeams.StateActive, installed: no(), status: blockreport.StatusReachable, graph: "no", outcome: "noted", note: "connector accepted"},
+	{name: "writes blocked installed", state: faketeams.StateBlocked, shape: faketeams.BlockTeamsCRLF, status: blockreport.StatusBlocked, graph: "yes", outcome: "confirmed"},
+	{name: "writes blocked uninstalled", state: faketeams.StateBlocked, shape: faketeams.BlockTeamsLF, installed: no(), status: blockreport.StatusUninstalled, graph: "no", outcome: "changed", connector: blockreport.StatusBlocked},
+	{name: "blocked by user not installed", state: faketeams.StateBlocked, shape: faketeams.BlockEnvelope, installed: no(), status: blockreport.StatusBlocked, graph: "no", outcome: "noted", note: "also not installed"},
+	{name: "codeless 403 installed", state: faketeams.StateForbiddenEmpty, status: blockreport.StatusBlocked, graph: "yes", outcome: "changed", connector: blockreport.StatusForbidden},
+	{name: "codeless 403 not installed", state: faketeams.StateForbiddenEmpty, installed: no(), status: blockreport.StatusUninstalled, graph: "no", outcome: "changed", connector: blockreport.StatusForbidden},
+	{name: "uninstalled", state: faketeams.StateUninstalled, status: blockreport.StatusUninstalled, graph: "no", outcome: "confirmed"},
+	{name: "stale roster", state: faketeams.StateUninstalled, installed: yes(), status: blockreport.StatusReachable, graph: "yes", outcome: "relinked", connector: blockreport.StatusUninstalled},
+	{name: "stale not found", state: faketeams.StateDeleted, installed: yes(), status: blockreport.StatusReachable, graph: "yes", outcome: "relinked", connector: blockreport.StatusNotFound},
+	{name: "not found", state: faketeams.StateDeleted, status: blockreport.StatusNotFound, graph: "no", outcome: "confirmed"},
+	{name: "admin disabled", state: faketeams.StateAdminDisabled, status: blockreport.StatusAdminDisabled, graph: "yes", outcome: "confirmed"},
+	{name: "left", state: faketeams.StateUninstalled, left: true, status: blockreport.StatusUninstalled, graph: "unknown", outcome: "unknown", note: "not in directory", account: "not in directory"},
+	{name: "disabled account", state: faketeams.StateBlocked, shape: faketeams.BlockTeamsCRLF, disabled: true, status: blockreport.StatusBlocked, graph: "yes", outcome: "confirmed", note: "account disabled", account: "disabled"},
+	{name: "no service principal", tenant: tenantNoSP, state: faketeams.StateBlocked, shape: faketeams.BlockTeamsCRLF, installed: no(), status: blockreport.StatusBlocked, graph: "unknown", outcome: "unknown", note: "service principal"},
+	{name: "not consented", tenant: tenantNoCo, state: faketeams.StateBlocked, shape: faketeams.BlockTeamsLF, installed: no(), status: blockreport.StatusBlocked, graph: "unknown", outcome: "unknown", note: "not consented"},
+}
+
+type env struct {
+	fake    *faketeams.Server
+	db      *store.DB
+	prober  *probe.Prober
+	checker *graph.Checker
+	refs    map[string]blockreport.Reference // by case name
+}
+
+func setup(t *testing.T, url string, cases []verdictCase, g faketeams.Graph) *env {
+	t.Helper()
+	g.Enabled = true
+	g.Installed = map[string]bool{}
+	var pop []faketeams.Conversation
+	for i, c := range cases {
+		tenant := c.tenant
+		if tenant == "" {
+			tenant = tenantA
+		}
+		aad := "00000000-0000-4000-8000-" + strings.Repeat("0", 10) + string(rune('a'+i/26)) + string(rune('a'+i%26))
+		pop = append(pop, faketeams.Conversation{
+			TenantID: tenant, UserID: "29:" + aad, AADObjectID: aad, UserName: c.name, Email: aad + "@example.com",
+			ConversationID: "a:" + aad, ConversationType: blockreport.ConversationPersonal, State: c.state, BlockShape: c.shape,
+		})
+		if c.installed != nil {
+			g.Installed[aad] = *c.installed
+		}
+		if c.left {
+			g.Left = append(g.Left, aad)
+		}
+		if c.disabled {
+			g.Disabled = append(g.Disabled, aad)
+		}
+	}
+	g.Tenants = append(g.Tenants, faketeams.GraphTenant{ID: tenantA, Name: "Contoso Ltd"},
+		faketeams.GraphTenant{ID: tenantNoSP, NoServicePrincipal: true}, faketeams.GraphTenant{ID: tenantNoCo, Name: "Fabrikam", NoConsent: true})
+	fake, err := faketeams.Start(faketeams.Config{Population: pop, Graph: g, Limits: faketeams.NoLimits(), TokenPrefix: "tok-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	db, err := store.Open(context.Background(), url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	refs := fake.References()
+	if _, err := db.UpsertReferences(context.Background(), refs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := auth.New(auth.Config{AppID: faketeams.DefaultAppID, Secret: faketeams.DefaultAppSecret, TokenURL: fake.TokenURL("botframework.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := probe.New(probe.Config{
+		AppID: faketeams.DefaultAppID, Credential: cred, AllowHosts: []string{"127.0.0.1"},
+		Rate: 500, Concurrency: 16, Attempts: 1, Timeout: 5 * time.Second, BackoffBase: time.Millisecond,
+		FlushEvery: 10 * time.Millisecond, StoreWait: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := graph.New(graph.Config{URL: fake.GraphURL(), Credential: cred, AppID: faketeams.DefaultCatalogAppID, BackoffBase: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{fake: fake, db: db, prober: p, refs: map[string]blockreport.Reference{}}
+	e.checker = graph.NewChecker(graph.CheckerConfig{Client: c, Store: db, Poll: 20 * time.Millisecond})
+	for _, r := range refs {
+		e.refs[r.UserName] = r
+	}
+	return e
+}
+
+func (e *env) run(t *testing.T) blockreport.Run {
+	t.Helper()
+	ctx := context.Background()
+	sess, err := runs.Begin(ctx, e.db, runs.Choice{Mode: probe.ModeTyping}, runs.Options{Alongside: e.checker.Run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	run, err := sess.Probe(ctx, e.prober)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != blockreport.RunFinished {
+		t.Fatalf("run %s", run.State)
+	}
+	return run
+}
+
+type checkRow struct {
+	Status    string `db:"status"`
+	Installed string `db:"installed"`
+	Outcome   string `db:"outcome"`
+	Connector string `db:"connector_status"`
+	Note      string `db:"note"`
+	Answer    string `db:"graph_answer"`
+	Old       string `db:"old_conversation_id"`
+	Conv      string `db:"conversation_id"`
+	Account   string `db:"account"`
+}
+
+// TestVerdicts runs the probe with the cross-check alongside against
+// faketeams, on SQLite and PostgreSQL, and checks every verdict of issue
+// 10 point 2, the unavailable tenants and the directory's account state.
+func TestVerdicts(t *testing.T) {
+	for _, st := range []struct{ name, url string }{
+		{"sqlite", "sqlite:" + filepath.Join(t.TempDir(), "b.db")},
+		{"postgres", pgtest.URL(t)},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			e := setup(t, st.url, verdictCases, faketeams.Graph{})
+			run := e.run(t)
+			for _, c := range verdictCases {
+				ref := e.refs[c.name]
+				var got checkRow
+				err := e.db.QueryRowForTest(context.Background(), &got, `SELECT p.status, g.installed, g.outcome, g.connector_status, g.note,
+					g.graph_answer, g.old_conversation_id, r.conversation_id,
+					COALESCE(CASE WHEN NOT d.in_directory THEN 'not in directory' WHEN NOT d.account_enabled THEN 'disabled' ELSE 'enabled' END, '') AS account
+					FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
+					JOIN graph_checks g ON g.run_id = p.run_id AND g.reference_id = p.reference_id
+					LEFT JOIN directory_users d ON d.tenant_id = r.tenant_id AND d.aad_object_id = r.aad_object_id
+					WHERE p.run_id = ? AND r.id = ?`, run.ID, ref.ID)
+				if err != nil {
+					t.Errorf("%s: %v", c.name, err)
+					continue
+				}
+				if got.Status != string(c.status) || got.Installed != string(c.graph) || got.Outcome != string(c.outcome) || got.Connector != string(c.connector) {
+					t.Errorf("%s: status %s installed %s outcome %s connector %q, want %s %s %s %q (note %q, answer %q)",
+						c.name, got.Status, got.Installed, got.Outcome, got.Connector, c.status, c.graph, c.outcome, c.connector, got.Note, got.Answer)
+				}
+				if c.note != "" && !strings.Contains(got.Note, c.note) {
+					t.Errorf("%s: note %q, want it to mention %q", c.name, got.Note, c.note)
+				}
+				if c.account != "" && got.Account != c.account {
+					t.Errorf("%s: account %q, want %q", c.name, got.Account, c.account)
+				}
+				if c.outcome == "relinked" {
+					if got.Old != ref.ConversationID || got.Conv != e.fake.ChatID(ref.TenantID, ref.AADObjectID) {
+						t.Errorf("%s: re-linked from %q to %q, want from %q to the installation's chat", c.name, got.Old, got.Conv, ref.ConversationID)
+					}
+				} else if got.Conv != ref.ConversationID {
+					t.Errorf("%s: conversation changed to %q", c.name, got.Conv)
+				}
+			}
+			tg, err := e.db.TenantGraphs(context.Background(), run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{tenantA: true, tenantNoSP: false, tenantNoCo: false}
+			for _, g := range tg {
+				if g.Available != want[g.TenantID] {
+					t.Errorf("tenant %s: available %v (%s)", g.TenantID, g.Available, g.Reason)
+				}
+				if g.TenantID == tenantA && g.Name != "Contoso Ltd" {
+					t.Errorf("tenant name %q", g.Name)
+				}
+			}
+			if len(tg) != 3 {
+				t.Errorf("%d tenants recorded, want 3", len(tg))
+			}
+			counts, err := e.db.GraphCounts(context.Background(), run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if counts[blockreport.GraphChanged] != 4 || counts[blockreport.GraphRelinked] != 2 {
+				t.Errorf("counts %v, want 4 changed and 2 relinked", counts)
+			}
+			// Totals follow the revised verdicts.
+			if run.Totals[blockreport.StatusForbidden] != 0 || run.Totals[blockreport.StatusUninstalled] != 4 {
+				t.Errorf("totals %v", run.Totals)
+			}
+			for _, it := range e.fake.IssuedTokens() {
+				if it.Tenant == tenantNoCo || it.Tenant == tenantA {
+					if it.Audience != strings.TrimSuffix(e.fake.GraphScope(), "/.default") {
+						t.Errorf("customer-tenant token with audience %s", it.Audience)
+					}
+				} else if it.Audience != faketeams.ConnectorAudience {
+					t.Errorf("token for %s with audience %s", it.Tenant, it.Audience)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,258 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	blockreport "github.com/blockreport/blockreport"
+)
+
+// graphUnchecked selects the results of run ? (alias p, reference r) that
+// Graph has not cross-checked: personal references with an AAD object id.
+const graphUnchecked = `p.run_id = ? AND r.conversation_type = 'personal' AND r.aad_object_id <> ''
+	AND NOT EXISTS (SELECT 1 FROM graph_checks g WHERE g.run_id = p.run_id AND g.reference_id = p.reference_id)`
+
+// GraphTenants lists the tenants with results of run runID that Graph has
+// not cross-checked yet.
+func (db *DB) GraphTenants(ctx context.Context, runID int64) ([]string, error) {
+	var out []string
+	err := db.x.SelectContext(ctx, &out, db.rebind(`SELECT DISTINCT r.tenant_id FROM probe_results p
+		JOIN conversation_references r ON r.id = p.reference_id WHERE `+graphUnchecked+` ORDER BY r.tenant_id`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("tenants to cross-check in run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// GraphPending returns up to limit results of tenantID in run runID that
+// Graph has not cross-checked, with their references, in reference id
+// order after the id after.
+func (db *DB) GraphPending(ctx context.Context, runID int64, tenantID string, after int64, limit int) ([]blockreport.Row, error) {
+	rows, err := db.x.QueryxContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
+		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
+		r.opted_out, r.first_seen, r.last_seen,
+		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
+		p.previous_status, p.status_since
+		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
+		WHERE `+graphUnchecked+` AND r.tenant_id = ? AND r.id > ?
+		ORDER BY r.id LIMIT ?`), runID, tenantID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("results to cross-check of tenant %q in run %d: %w", tenantID, runID, err)
+	}
+	defer rows.Close()
+	var out []blockreport.Row
+	for rows.Next() {
+		var r resultRow
+		if err := rows.StructScan(&r); err != nil {
+			return nil, fmt.Errorf("results to cross-check of run %d: %w", runID, err)
+		}
+		out = append(out, r.row())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("results to cross-check of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// SaveGraphChecks records cross-checks in one transaction: a check row per
+// result (an existing one is kept), the revised result of a changed
+// verdict (previous status and status-since computed again), and, for a
+// re-linked reference, its new conversation id (the installation's chat;
+// skipped when another reference of the user already has it) with its
+// result of this run removed, so that the run probes it again.
+func (db *DB) SaveGraphChecks(ctx context.Context, checks []blockreport.GraphCheck) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save graph checks: %w", err)
+	}
+	defer rollback(tx)
+	runID := checks[0].RunID
+	var started dbTime
+	if err := tx.GetContext(ctx, &started, db.rebind(`SELECT started_at FROM probe_runs WHERE id = ?`), runID); err != nil {
+		if isNoRows(err) {
+			return fmt.Errorf("save graph checks of run %d: %w", runID, ErrNotFound)
+		}
+		return fmt.Errorf("save graph checks of run %d: %w", runID, err)
+	}
+	var revised []blockreport.Result
+	for _, c := range checks {
+		old := c.OldConversationID
+		if c.Outcome == blockreport.GraphRelinked && c.ChatID != "" {
+			res, err := tx.ExecContext(ctx, db.rebind(`UPDATE conversation_references SET conversation_id = ?
+				WHERE id = ? AND NOT EXISTS (SELECT 1 FROM conversation_references o
+					WHERE o.tenant_id = conversation_references.tenant_id AND o.user_id = conversation_references.user_id
+					AND o.conversation_id = ?)`), c.ChatID, c.ReferenceID, c.ChatID)
+			if err != nil {
+				return fmt.Errorf("re-link reference %d: %w", c.ReferenceID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM probe_results WHERE run_id = ? AND reference_id = ?`), c.RunID, c.ReferenceID); err != nil {
+					return fmt.Errorf("re-link reference %d: %w", c.ReferenceID, err)
+				}
+			} else {
+				c.Outcome, old = blockreport.GraphNoted, ""
+				c.Note += "; another reference of the user already has the installation's chat"
+			}
+		}
+		if c.Outcome == blockreport.GraphChanged || c.Outcome == blockreport.GraphNoted {
+			r := c.Result
+			r.RunID, r.ReferenceID = c.RunID, c.ReferenceID
+			revised = append(revised, r)
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO graph_checks
+			(run_id, reference_id, installed, graph_answer, outcome, connector_status, note, old_conversation_id, checked_at)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversation_references WHERE id = ?)
+			ON CONFLICT (run_id, reference_id) DO NOTHING`),
+			c.RunID, c.ReferenceID, string(c.Installed), c.Answer, string(c.Outcome), string(c.ConnectorStatus),
+			c.Note, old, db.ts(c.CheckedAt), c.ReferenceID)
+		if err != nil {
+			return fmt.Errorf("save graph check of reference %d: %w", c.ReferenceID, err)
+		}
+	}
+	for start := 0; start < len(revised); start += saveChunk {
+		chunk := revised[start:min(start+saveChunk, len(revised))]
+		ids := make([]int64, len(chunk))
+		for i, r := range chunk {
+			ids[i] = r.ReferenceID
+		}
+		q, args, err := sqlx.In(`DELETE FROM probe_results WHERE run_id = ? AND reference_id IN (?)`, runID, ids)
+		if err != nil {
+			return fmt.Errorf("revise results: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(q), args...); err != nil {
+			return fmt.Errorf("revise results of run %d: %w", runID, err)
+		}
+		if err := db.saveChunk(ctx, tx, chunk, map[int64]time.Time{runID: started.Time}); err != nil {
+			return fmt.Errorf("revise results of run %d: %w", runID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save graph checks of run %d: commit: %w", runID, err)
+	}
+	return nil
+}
+
+// SaveDirectoryUsers records the directory's view of users (the latest
+// one wins).
+func (db *DB) SaveDirectoryUsers(ctx context.Context, users []blockreport.DirectoryUser, now time.Time) error {
+	if len(users) == 0 {
+		return nil
+	}
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save directory users: %w", err)
+	}
+	defer rollback(tx)
+	for _, u := range users {
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO directory_users
+			(tenant_id, aad_object_id, in_directory, display_name, upn, mail, department, job_title, office_location,
+			 country, account_enabled, user_type, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, aad_object_id) DO UPDATE SET in_directory = excluded.in_directory,
+			 display_name = excluded.display_name, upn = excluded.upn, mail = excluded.mail,
+			 department = excluded.department, job_title = excluded.job_title,
+			 office_location = excluded.office_location, country = excluded.country,
+			 account_enabled = excluded.account_enabled, user_type = excluded.user_type, updated_at = excluded.updated_at`),
+			u.TenantID, u.AADObjectID, u.InDirectory, u.DisplayName, u.UPN, u.Mail, u.Department, u.JobTitle,
+			u.OfficeLocation, u.Country, u.AccountEnabled, u.UserType, db.ts(now))
+		if err != nil {
+			return fmt.Errorf("save directory user %s of tenant %s: %w", u.AADObjectID, u.TenantID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save directory users: commit: %w", err)
+	}
+	return nil
+}
+
+// SaveTenantGraph records a tenant's Graph state in run runID and its
+// name (a known name is kept when t has none).
+func (db *DB) SaveTenantGraph(ctx context.Context, runID int64, t blockreport.TenantGraph, now time.Time) error {
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save tenant %s: %w", t.TenantID, err)
+	}
+	defer rollback(tx)
+	if t.Name != "" {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO tenants (tenant_id, display_name, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET display_name = excluded.display_name, updated_at = excluded.updated_at`),
+			t.TenantID, t.Name, db.ts(now)); err != nil {
+			return fmt.Errorf("save name of tenant %s: %w", t.TenantID, err)
+		}
+	}
+	state := "available"
+	if !t.Available {
+		state = "unavailable"
+	}
+	if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO run_tenants (run_id, tenant_id, graph, reason, enabled_users)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, tenant_id) DO UPDATE SET graph = excluded.graph,
+		reason = excluded.reason, enabled_users = excluded.enabled_users`),
+		runID, t.TenantID, state, t.Reason, t.EnabledUsers); err != nil {
+		return fmt.Errorf("save Graph state of tenant %s in run %d: %w", t.TenantID, runID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save tenant %s: commit: %w", t.TenantID, err)
+	}
+	return nil
+}
+
+// TenantGraphs returns the Graph state of every tenant recorded for run
+// runID, with the tenant names, by tenant id.
+func (db *DB) TenantGraphs(ctx context.Context, runID int64) ([]blockreport.TenantGraph, error) {
+	var rows []struct {
+		TenantID     string `db:"tenant_id"`
+		Name         string `db:"display_name"`
+		Graph        string `db:"graph"`
+		Reason       string `db:"reason"`
+		EnabledUsers int    `db:"enabled_users"`
+	}
+	err := db.x.SelectContext(ctx, &rows, db.rebind(`SELECT t.tenant_id, COALESCE(n.display_name, '') AS display_name,
+		t.graph, t.reason, t.enabled_users FROM run_tenants t LEFT JOIN tenants n ON n.tenant_id = t.tenant_id
+		WHERE t.run_id = ? ORDER BY t.tenant_id`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("tenants of run %d: %w", runID, err)
+	}
+	out := make([]blockreport.TenantGraph, len(rows))
+	for i, r := range rows {
+		out[i] = blockreport.TenantGraph{TenantID: r.TenantID, Name: r.Name, Available: r.Graph == "available", Reason: r.Reason, EnabledUsers: r.EnabledUsers}
+	}
+	return out, nil
+}
+
+// TenantNames returns every known tenant name by tenant id.
+func (db *DB) TenantNames(ctx context.Context) (map[string]string, error) {
+	var rows []struct {
+		ID   string `db:"tenant_id"`
+		Name string `db:"display_name"`
+	}
+	if err := db.x.SelectContext(ctx, &rows, `SELECT tenant_id, display_name FROM tenants`); err != nil {
+		return nil, fmt.Errorf("tenant names: %w", err)
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Name
+	}
+	return out, nil
+}
+
+// GraphCounts counts the cross-checks of run runID by outcome.
+func (db *DB) GraphCounts(ctx context.Context, runID int64) (map[blockreport.GraphOutcome]int, error) {
+	var rows []struct {
+		Outcome string `db:"outcome"`
+		N       int    `db:"n"`
+	}
+	if err := db.x.SelectContext(ctx, &rows, db.rebind(`SELECT outcome, COUNT(*) AS n FROM graph_checks WHERE run_id = ? GROUP BY outcome`), runID); err != nil {
+		return nil, fmt.Errorf("graph checks of run %d: %w", runID, err)
+	}
+	out := map[blockreport.GraphOutcome]int{}
+	for _, r := range rows {
+		out[blockreport.GraphOutcome(r.Outcome)] = r.N
+	}
+	return out, nil
+}
