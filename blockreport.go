@@ -212,4 +212,27 @@ type Row struct {
 	Result
 	PreviousStatus Status    `db:"previous_status"` // "" when the reference has no result in an earlier finished run
 	StatusSince    time.Time `db:"status_since"`    // start of the first run of the current streak of Status
+	Graph
+}
+
+// Graph is what Microsoft Graph added to a row: its cross-check of the
+// result, the directory's view of the user and the tenant's name. Every
+// field is "" when Graph was off or could not say.
+type Graph struct {
+	Installed       Installed    `db:"graph_installed"` // "Installed (Graph)"
+	GraphAnswer     string       `db:"graph_answer"`    // Graph's raw answer
+	GraphOutcome    GraphOutcome `db:"graph_outcome"`
+	ConnectorStatus Status       `db:"connector_status"` // the connector-only status when Graph changed it
+	GraphNote       string       `db:"graph_note"`
+	// OldConversationID is the stale conversation a re-link replaced.
+	OldConversationID string `db:"old_conversation_id"`
+	DisplayName       string `db:"dir_display_name"`
+	UPN               string `db:"dir_upn"`
+	Department        string `db:"dir_department"`
+	JobTitle          string `db:"dir_job_title"`
+	OfficeLocation    string `db:"dir_office_location"`
+	Country           string `db:"dir_country"`
+	// Account is "enabled", "disabled", "not in directory" or "".
+	Account    string `db:"dir_account"`
+	TenantName string `db:"tenant_name"`
 }

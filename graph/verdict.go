@@ -6,8 +6,8 @@ import (
 
 // Connector codes the verdicts depend on (see probe/classify.go).
 const (
-	codeBlockedByUser        = "ConversationBlockedByUser"
-	codeBotDisabledByUser    = "BotDisabledByUser"
+	codeBlockedByUser     = "ConversationBlockedByUser"
+	codeBotDisabledByUser = "BotDisabledByUser"
 )
 
 // Decision is what Decide makes of a result and Graph's answer.

@@ -15,6 +15,23 @@ import (
 const graphUnchecked = `p.run_id = ? AND r.conversation_type = 'personal' AND r.aad_object_id <> ''
 	AND NOT EXISTS (SELECT 1 FROM graph_checks g WHERE g.run_id = p.run_id AND g.reference_id = p.reference_id)`
 
+// graphCols and graphJoins add blockreport.Graph's columns to a query of
+// results p joined with references r.
+const (
+	graphCols = `COALESCE(g.installed, '') AS graph_installed, COALESCE(g.graph_answer, '') AS graph_answer,
+		COALESCE(g.outcome, '') AS graph_outcome, COALESCE(g.connector_status, '') AS connector_status,
+		COALESCE(g.note, '') AS graph_note, COALESCE(g.old_conversation_id, '') AS old_conversation_id,
+		COALESCE(d.display_name, '') AS dir_display_name, COALESCE(d.upn, '') AS dir_upn,
+		COALESCE(d.department, '') AS dir_department, COALESCE(d.job_title, '') AS dir_job_title,
+		COALESCE(d.office_location, '') AS dir_office_location, COALESCE(d.country, '') AS dir_country,
+		CASE WHEN d.tenant_id IS NULL THEN '' WHEN NOT d.in_directory THEN 'not in directory'
+			WHEN NOT d.account_enabled THEN 'disabled' ELSE 'enabled' END AS dir_account,
+		COALESCE(tn.display_name, '') AS tenant_name`
+	graphJoins = `LEFT JOIN graph_checks g ON g.run_id = p.run_id AND g.reference_id = p.reference_id
+		LEFT JOIN directory_users d ON d.tenant_id = r.tenant_id AND d.aad_object_id = r.aad_object_id AND r.aad_object_id <> ''
+		LEFT JOIN tenants tn ON tn.tenant_id = r.tenant_id`
+)
+
 // GraphTenants lists the tenants with results of run runID that Graph has
 // not cross-checked yet.
 func (db *DB) GraphTenants(ctx context.Context, runID int64) ([]string, error) {
@@ -35,8 +52,8 @@ func (db *DB) GraphPending(ctx context.Context, runID int64, tenantID string, af
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
 		r.opted_out, r.first_seen, r.last_seen,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
-		p.previous_status, p.status_since
-		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
+		p.previous_status, p.status_since, `+graphCols+`
+		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id `+graphJoins+`
 		WHERE `+graphUnchecked+` AND r.tenant_id = ? AND r.id > ?
 		ORDER BY r.id LIMIT ?`), runID, tenantID, after, limit)
 	if err != nil {

@@ -255,8 +255,8 @@ func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) er
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
 		r.opted_out, r.first_seen, r.last_seen,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
-		p.previous_status, p.status_since
-		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id
+		p.previous_status, p.status_since, `+graphCols+`
+		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id `+graphJoins+`
 		WHERE p.run_id = ?
 		ORDER BY r.tenant_id, r.user_name, r.id`), runID)
 	if err != nil {

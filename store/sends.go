@@ -100,7 +100,7 @@ func (db *DB) CountSends(ctx context.Context, runID int64) (claimed, unanswered 
 
 // ReopenResults deletes the results of run runID whose status is one of
 // statuses, except those whose reason is in keep, together with their send
-// claims, and moves the run back to running, all in one transaction; the
+// claims and Graph cross-checks, and moves the run back to running, all in one transaction; the
 // deleted references are then pending again, to be re-probed in place. It
 // returns how many results it deleted; with none, the run is left as it
 // was. The run must be finished.
@@ -147,7 +147,7 @@ func (db *DB) ReopenResults(ctx context.Context, runID int64, statuses []blockre
 	}
 	for start := 0; start < len(ids); start += saveChunk {
 		chunk := ids[start:min(start+saveChunk, len(ids))]
-		for _, table := range []string{"probe_sends", "probe_results"} {
+		for _, table := range []string{"probe_sends", "probe_results", "graph_checks"} {
 			q, args, err := sqlx.In(`DELETE FROM `+table+` WHERE run_id = ? AND reference_id IN (?)`, runID, chunk)
 			if err != nil {
 				return 0, fmt.Errorf("reopen run %d: %w", runID, err)
