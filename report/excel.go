@@ -51,7 +51,7 @@ const dateTimeFormat = "yyyy-mm-dd hh:mm:ss"
 
 // styles are the cell styles of the workbook.
 type styles struct {
-	header, title, bold, date, pct, count, delta, wrap, left, leftDate int
+	header, headerNum, title, headline, section, bold, date, pct, count, delta, wrap, left, leftDate int
 }
 
 // font is the workbook's default font, named in bold styles too so that
@@ -92,7 +92,16 @@ func newStyles(f *excelize.File) (styles, error) {
 			Alignment: &excelize.Alignment{Vertical: "center"},
 			Border:    []excelize.Border{{Type: "bottom", Color: "000000", Style: 1}},
 		}},
+		{&s.headerNum, excelize.Style{
+			Font:      &excelize.Font{Bold: true, Color: "FFFFFF", Family: font},
+			Fill:      excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"1F4E79"}},
+			Alignment: &excelize.Alignment{Vertical: "center", Horizontal: "right", WrapText: true},
+			Border:    []excelize.Border{{Type: "bottom", Color: "000000", Style: 1}},
+		}},
 		{&s.title, excelize.Style{Font: &excelize.Font{Bold: true, Size: 14, Family: font}}},
+		{&s.headline, excelize.Style{Font: &excelize.Font{Bold: true, Size: 13, Family: font},
+			Alignment: &excelize.Alignment{WrapText: true, Vertical: "top", Horizontal: "left"}}},
+		{&s.section, excelize.Style{Font: &excelize.Font{Bold: true, Size: 12, Family: font, Color: "1F4E79"}}},
 		{&s.bold, excelize.Style{Font: &excelize.Font{Bold: true, Family: font}, Alignment: &excelize.Alignment{Vertical: "top"}}},
 		{&s.date, excelize.Style{CustomNumFmt: &dt}},
 		{&s.pct, excelize.Style{CustomNumFmt: &pf}},
@@ -194,9 +203,9 @@ func writeLists(ctx context.Context, f *excelize.File, st styles, r *Report, src
 		header[i] = excelize.Cell{StyleID: st.header, Value: c}
 	}
 	for _, ls := range sheets {
-		// Sixteen columns are unreadable fitted to one page: list sheets
-		// print landscape across pages.
-		if err := printLandscape(f, ls.name, false); err != nil {
+		// List sheets print landscape, one page wide: a 2,000-row sheet
+		// is a few dozen pages, not hundreds of column strips.
+		if err := printLandscape(f, ls.name, true); err != nil {
 			return nil, fmt.Errorf("set print layout of %q: %w", ls.name, err)
 		}
 		sw, err := f.NewStreamWriter(ls.name)
@@ -331,12 +340,18 @@ func styleRange(f *excelize.File, sheet string, c1, r1, c2, r2, style int) error
 	return f.SetCellStyle(sheet, a, b, style)
 }
 
+// summaryWidth is the number of columns (A:K) the Summary's wide rows span.
+const summaryWidth = 11
+
+// writeSummary writes the Summary sheet in the order of the HTML page:
+// headline, key figures, trend, tenants, departments, scopes, every status,
+// changes, about the run, notes. The lists follow on their own sheets.
 func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) error {
 	const sh = SheetSummary
-	if err := f.SetColWidth(sh, "A", "A", 30); err != nil {
+	if err := f.SetColWidth(sh, "A", "A", 34); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "B", "I", 15); err != nil {
+	if err := f.SetColWidth(sh, "B", "K", 14); err != nil {
 		return err
 	}
 	if err := printLandscape(f, sh, true); err != nil {
@@ -349,11 +364,333 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 	if r.Redacted {
 		title += " (redacted: counts only, no names, emails or user IDs)"
 	}
-	row := 1
-	if err := cells(f, sh, row, title); err != nil {
+	if err := cells(f, sh, 1, title); err != nil {
 		return err
 	}
 	if err := f.SetCellStyle(sh, "A1", "A1", st.title); err != nil {
+		return err
+	}
+	row := 2
+	// wide writes text across A:K, wrapped, with a row height for its length.
+	wide := func(text string, style int, perLine int) error {
+		if err := cells(f, sh, row, text); err != nil {
+			return err
+		}
+		a, k := fmt.Sprintf("A%d", row), fmt.Sprintf("%s%d", colName(summaryWidth), row)
+		if err := f.MergeCell(sh, a, k); err != nil {
+			return err
+		}
+		if err := f.SetCellStyle(sh, a, k, style); err != nil {
+			return err
+		}
+		lines := len([]rune(text))/perLine + 1
+		h := 15.0
+		if style == st.headline {
+			h = 20
+		}
+		if err := f.SetRowHeight(sh, row, h*float64(lines)+2); err != nil {
+			return err
+		}
+		row++
+		return nil
+	}
+	if err := wide(r.Headline(), st.headline, 120); err != nil {
+		return err
+	}
+	if err := wide(r.HeadlineDetail(), st.wrap, 170); err != nil {
+		return err
+	}
+
+	// Key figures, as the HTML page's cards.
+	row++
+	figures := []any{"Conversations probed", "Reachable", "Not reachable", "Could not check"}
+	if err := cells(f, sh, row, append([]any{"Key figures"}, figures...)...); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, row, 5, row, st.headerNum); err != nil {
+		return err
+	}
+	if err := f.SetRowHeight(sh, row, 30); err != nil {
+		return err
+	}
+	counts := Counts(countsOf(r))
+	row++
+	if err := cells(f, sh, row, "Conversations", r.Total, counts[blockreport.StatusReachable], counts.Unreachable(), counts.Unchecked()); err != nil {
+		return err
+	}
+	row++
+	total := float64(max(r.Total, 1))
+	if err := cells(f, sh, row, "Share", 1.0, float64(counts[blockreport.StatusReachable])/total, float64(counts.Unreachable())/total, float64(counts.Unchecked())/total); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, row-1, 5, row-1, st.count); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, row, 5, row, st.pct); err != nil {
+		return err
+	}
+
+	// Trend: the chart of the Trend sheet's shares, as on the HTML page.
+	row += 2
+	if err := cells(f, sh, row, r.TrendTitle()); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.section); err != nil {
+		return err
+	}
+	row++
+	if err := f.AddChart(sh, fmt.Sprintf("A%d", row), trendLineChart(len(r.Trend), 860, 300)); err != nil {
+		return err
+	}
+	row += 16 // the chart's height in rows
+
+	// Breakdowns.
+	groupHeader := []any{"Conversations", "Reachable", "Reachable share", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out"}
+	group := func(title, first string, names []string, totals []int, cs []Counts, more string) error {
+		row += 1
+		if err := cells(f, sh, row, title); err != nil {
+			return err
+		}
+		if err := styleRange(f, sh, 1, row, 1, row, st.section); err != nil {
+			return err
+		}
+		row++
+		if err := cells(f, sh, row, append([]any{first}, groupHeader...)...); err != nil {
+			return err
+		}
+		if err := styleRange(f, sh, 1, row, 1, row, st.header); err != nil {
+			return err
+		}
+		if err := styleRange(f, sh, 2, row, 1+len(groupHeader), row, st.headerNum); err != nil {
+			return err
+		}
+		if err := f.SetRowHeight(sh, row, 30); err != nil {
+			return err
+		}
+		firstRow := row + 1
+		for i := range names {
+			row++
+			if err := cells(f, sh, row, append([]any{names[i]}, groupValues(totals[i], cs[i])...)...); err != nil {
+				return err
+			}
+		}
+		if row >= firstRow {
+			if err := styleRange(f, sh, 2, firstRow, 1+len(groupHeader), row, st.count); err != nil {
+				return err
+			}
+			if err := styleRange(f, sh, 4, firstRow, 4, row, st.pct); err != nil {
+				return err
+			}
+		}
+		if more != "" {
+			row++
+			if err := cells(f, sh, row, more); err != nil {
+				return err
+			}
+		}
+		row++
+		return nil
+	}
+	{
+		var names []string
+		var totals []int
+		var cs []Counts
+		for i, t := range r.Tenants {
+			if i == summaryTenants {
+				break
+			}
+			names, totals, cs = append(names, t.Label()), append(totals, t.Total), append(cs, t.Counts)
+		}
+		more := ""
+		if len(r.Tenants) > summaryTenants {
+			more = fmt.Sprintf("The %d largest of %d tenants; every tenant is on sheet “%s”.", summaryTenants, len(r.Tenants), SheetTenants)
+		}
+		if err := group(fmt.Sprintf("By tenant (%d)", len(r.Tenants)), "Tenant", names, totals, cs, more); err != nil {
+			return err
+		}
+	}
+	if len(r.Departments) > 0 {
+		var names []string
+		var totals []int
+		var cs []Counts
+		for i, d := range r.Departments {
+			if i == summaryTenants {
+				break
+			}
+			name := d.Name
+			if name == "" {
+				name = "Not known"
+			}
+			names, totals, cs = append(names, name), append(totals, d.Total), append(cs, d.Counts)
+		}
+		more := ""
+		if len(r.Departments) > summaryTenants {
+			more = fmt.Sprintf("The first %d of %d departments.", summaryTenants, len(r.Departments))
+		}
+		if err := group(fmt.Sprintf("By department (%d)", len(r.Departments)), "Department", names, totals, cs, more); err != nil {
+			return err
+		}
+	}
+	{
+		var names []string
+		var totals []int
+		var cs []Counts
+		for _, s := range r.Scopes {
+			names, totals, cs = append(names, string(s.Scope)), append(totals, s.Total), append(cs, s.Counts)
+		}
+		if err := group("By scope", "Scope", names, totals, cs, ""); err != nil {
+			return err
+		}
+	}
+
+	// Every status.
+	row++
+	if err := cells(f, sh, row, "Every status"); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.section); err != nil {
+		return err
+	}
+	row++
+	hdr := []any{"Status", "Count", "Share"}
+	if r.Previous != nil {
+		hdr = append(hdr, fmt.Sprintf("Run %d", r.Previous.ID), "Change")
+	}
+	if err := cells(f, sh, row, hdr...); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, row, len(hdr), row, st.headerNum); err != nil {
+		return err
+	}
+	chartAt := fmt.Sprintf("G%d", row)
+	first := row + 1
+	for _, c := range r.Counts {
+		row++
+		v := []any{c.Label(), c.Count, c.Share}
+		if r.Previous != nil {
+			v = append(v, c.Previous, c.Delta)
+		}
+		if err := cells(f, sh, row, v...); err != nil {
+			return err
+		}
+	}
+	lastStatus := row
+	row++
+	totalRow := []any{"Total", r.Total, 1.0}
+	if r.Previous != nil {
+		totalRow = append(totalRow, r.Previous.Total(), r.Total-r.Previous.Total())
+	}
+	if err := cells(f, sh, row, totalRow...); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, first, 2, row, st.count); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 3, first, 3, row, st.pct); err != nil {
+		return err
+	}
+	if r.Previous != nil {
+		if err := styleRange(f, sh, 4, first, 4, row, st.count); err != nil {
+			return err
+		}
+		if err := styleRange(f, sh, 5, first, 5, row, st.delta); err != nil {
+			return err
+		}
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.bold); err != nil {
+		return err
+	}
+	// The status mix in the report's status colours: a stacked bar chart
+	// with one series per status, each holding only its own status's count
+	// (a diagonal of hidden cells right of the sheet), since a chart's bars
+	// take their colours per series, not per point.
+	var mix []excelize.ChartSeries
+	for i, c := range r.Counts {
+		col := mixCol + i
+		cell, _ := excelize.CoordinatesToCellName(col, first-1)
+		if err := f.SetCellValue(sh, cell, c.Label()); err != nil {
+			return err
+		}
+		cell, _ = excelize.CoordinatesToCellName(col, first+i)
+		if err := f.SetCellValue(sh, cell, c.Count); err != nil {
+			return err
+		}
+		name := colName(col)
+		mix = append(mix, excelize.ChartSeries{
+			Name:       fmt.Sprintf("%s!$%s$%d", sh, name, first-1),
+			Categories: fmt.Sprintf("%s!$A$%d:$A$%d", sh, first, lastStatus),
+			Values:     fmt.Sprintf("%s!$%s$%d:$%s$%d", sh, name, first, name, lastStatus),
+			Fill:       solid(color(c.Status)),
+		})
+	}
+	if err := f.SetColVisible(sh, colName(mixCol)+":"+colName(mixCol+len(r.Counts)-1), false); err != nil {
+		return err
+	}
+	gap := uint(60)
+	if err := f.AddChart(sh, chartAt, &excelize.Chart{
+		Type:      excelize.BarStacked,
+		Series:    mix,
+		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Status mix"}}},
+		Legend:    excelize.ChartLegend{Position: "none"},
+		Dimension: excelize.ChartDimension{Width: 480, Height: 260},
+		XAxis:     axis(true), // first status on top
+		YAxis:     axis(false),
+		PlotArea:  excelize.ChartPlotArea{ShowVal: true},
+		GapWidth:  &gap,
+	}); err != nil {
+		return err
+	}
+
+	// Changes.
+	row += 2
+	if err := cells(f, sh, row, "Changes since the previous run", "Conversations"); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, row, 2, row, st.headerNum); err != nil {
+		return err
+	}
+	switch {
+	case r.Previous == nil && r.Incomplete:
+		row++
+		if err := cells(f, sh, row, "Not compared: changes are computed between finished runs only"); err != nil {
+			return err
+		}
+	case r.Previous == nil:
+		row++
+		if err := cells(f, sh, row, "First run: nothing to compare with"); err != nil {
+			return err
+		}
+	default:
+		for _, c := range r.Changes {
+			row++
+			if err := cells(f, sh, row, string(c.Kind), c.Total); err != nil {
+				return err
+			}
+			if err := styleRange(f, sh, 2, row, 2, row, st.count); err != nil {
+				return err
+			}
+		}
+		row++
+		if err := cells(f, sh, row, "Every conversation whose status changed is on sheet “Changed”."); err != nil {
+			return err
+		}
+	}
+
+	// About the run.
+	row += 2
+	if err := cells(f, sh, row, "About this run"); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 1, row, 1, row, st.section); err != nil {
 		return err
 	}
 	period := "first run: nothing to compare with"
@@ -387,15 +724,16 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Cannot detect", strings.Join(r.Mode.CannotDetect, "; ")},
 		{"Muting", mutingNote},
 	}
-	// Each fact's value spans B:I, wrapped, so that the columns below can
-	// stay narrow for numbers.
-	row = 3
+	// Each fact's value spans B:K, wrapped, so that the columns can stay
+	// narrow for numbers.
+	row++
+	firstFact := row
 	for _, fact := range facts {
 		if err := cells(f, sh, row, fact[0], fact[1]); err != nil {
 			return err
 		}
-		b, i := fmt.Sprintf("B%d", row), fmt.Sprintf("I%d", row)
-		if err := f.MergeCell(sh, b, i); err != nil {
+		b, k := fmt.Sprintf("B%d", row), fmt.Sprintf("%s%d", colName(summaryWidth), row)
+		if err := f.MergeCell(sh, b, k); err != nil {
 			return err
 		}
 		style := st.wrap
@@ -404,115 +742,22 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		} else if _, ok := fact[1].(int64); ok {
 			style = st.left
 		}
-		if err := f.SetCellStyle(sh, b, i, style); err != nil {
+		if err := f.SetCellStyle(sh, b, k, style); err != nil {
 			return err
 		}
-		if s, ok := fact[1].(string); ok && len(s) > 110 {
-			if err := f.SetRowHeight(sh, row, 15*float64(len(s)/110+1)); err != nil {
+		if s, ok := fact[1].(string); ok && len(s) > 130 {
+			if err := f.SetRowHeight(sh, row, 15*float64(len(s)/130+1)); err != nil {
 				return err
 			}
 		}
 		row++
 	}
-	if err := styleRange(f, sh, 1, 3, 1, row-1, st.bold); err != nil {
+	if err := styleRange(f, sh, 1, firstFact, 1, row-1, st.bold); err != nil {
 		return err
-	}
-
-	// Totals.
-	row++
-	hdr := []any{"Status", "Count", "Share"}
-	if r.Previous != nil {
-		hdr = append(hdr, fmt.Sprintf("Run %d", r.Previous.ID), "Change")
-	}
-	if err := cells(f, sh, row, hdr...); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 1, row, len(hdr), row, st.header); err != nil {
-		return err
-	}
-	first := row + 1
-	for _, c := range r.Counts {
-		row++
-		v := []any{c.Label(), c.Count, c.Share}
-		if r.Previous != nil {
-			v = append(v, c.Previous, c.Delta)
-		}
-		if err := cells(f, sh, row, v...); err != nil {
-			return err
-		}
-	}
-	lastStatus := row
-	row++
-	total := []any{"Total", r.Total, 1.0}
-	if r.Previous != nil {
-		total = append(total, r.Previous.Total(), r.Total-r.Previous.Total())
-	}
-	if err := cells(f, sh, row, total...); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 2, first, 2, row, st.count); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 3, first, 3, row, st.pct); err != nil {
-		return err
-	}
-	if r.Previous != nil {
-		if err := styleRange(f, sh, 4, first, 4, row, st.count); err != nil {
-			return err
-		}
-		if err := styleRange(f, sh, 5, first, 5, row, st.delta); err != nil {
-			return err
-		}
-	}
-	if err := styleRange(f, sh, 1, row, 1, row, st.bold); err != nil {
-		return err
-	}
-	chartAt := fmt.Sprintf("G%d", first-1)
-
-	// Changes.
-	row += 2
-	if err := cells(f, sh, row, "Changes since the previous run", "Conversations"); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 1, row, 2, row, st.header); err != nil {
-		return err
-	}
-	if r.Previous == nil {
-		row++
-		if err := cells(f, sh, row, "First run: nothing to compare with"); err != nil {
-			return err
-		}
-	} else {
-		for _, c := range r.Changes {
-			row++
-			if err := cells(f, sh, row, string(c.Kind), c.Total); err != nil {
-				return err
-			}
-		}
-		row++
-		if err := cells(f, sh, row, "Every conversation whose status changed is on sheet “Changed”."); err != nil {
-			return err
-		}
-	}
-
-	// Scopes.
-	row += 2
-	sh2 := []any{"Scope", "Total", "Reachable", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out"}
-	if err := cells(f, sh, row, sh2...); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 1, row, len(sh2), row, st.header); err != nil {
-		return err
-	}
-	for _, s := range r.Scopes {
-		row++
-		if err := cells(f, sh, row, append([]any{string(s.Scope)}, countValues(s.Total, s.Counts)...)...); err != nil {
-			return err
-		}
 	}
 
 	// Notes.
-	row += 2
+	row++
 	notes := []string{"Times are UTC. “Status since” is the start of the first run of the current unbroken streak of that status."}
 	for _, ls := range sheets {
 		if ls.truncated {
@@ -528,21 +773,31 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		}
 		row++
 	}
+	return nil
+}
 
-	return f.AddChart(sh, chartAt, &excelize.Chart{
-		Type: excelize.Bar,
-		Series: []excelize.ChartSeries{{
-			Name:       "Summary!$B$" + fmt.Sprint(first-1),
-			Categories: fmt.Sprintf("Summary!$A$%d:$A$%d", first, lastStatus),
-			Values:     fmt.Sprintf("Summary!$B$%d:$B$%d", first, lastStatus),
-		}},
-		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Status mix"}}},
-		Legend:    excelize.ChartLegend{Position: "none"},
-		Dimension: excelize.ChartDimension{Width: 520, Height: 300},
-		XAxis:     axis(true), // first status on top
-		YAxis:     axis(false),
-		PlotArea:  excelize.ChartPlotArea{ShowVal: true},
-	})
+// mixCol is the first of the hidden Summary columns the status-mix chart
+// reads, one per status.
+const mixCol = 14
+
+// summaryTenants is how many tenants (and departments) the Summary lists.
+const summaryTenants = 15
+
+func colName(n int) string {
+	s, _ := excelize.ColumnNumberToName(n)
+	return s
+}
+
+// solid is a chart fill of one colour, "#c62828" or "C62828".
+func solid(c string) excelize.Fill {
+	return excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{strings.TrimPrefix(c, "#")}}
+}
+
+// groupValues are the cells of one breakdown row, after its name.
+func groupValues(total int, c Counts) []any {
+	return []any{total, c[blockreport.StatusReachable], c.Share(blockreport.StatusReachable, total), c[blockreport.StatusBlocked],
+		c[blockreport.StatusUninstalled], c[blockreport.StatusAdminDisabled], c[blockreport.StatusNotFound], c.Unchecked(),
+		c[blockreport.StatusOptedOut]}
 }
 
 func countValues(total int, c Counts) []any {
@@ -550,41 +805,113 @@ func countValues(total int, c Counts) []any {
 		c[blockreport.StatusAdminDisabled], c[blockreport.StatusNotFound], c.Unchecked(), c[blockreport.StatusOptedOut]}
 }
 
-var trendHeader = []string{"Run", "Started", "Mode", "State", "Total", "Reachable", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out"}
+var trendHeader = []string{"Run", "Date", "Started (UTC)", "Mode", "State", "Conversations", "Reachable", "Blocked", "Uninstalled",
+	"Admin disabled", "Not found", "Could not check", "Opted out", "Reachable share"}
+
+// Columns (1-based) of the Trend sheet.
+const (
+	trendColDate    = 2
+	trendColStarted = 3
+	trendColCounts  = 6  // Conversations .. Opted out
+	trendColShares  = 14 // Reachable share, then one per trend series
+)
+
+// excelDash is the workbook's dash of a trend series' SVG dash pattern.
+var excelDash = map[string]excelize.LineDashType{
+	"": excelize.LineDashSolid, "7 3": excelize.LineDashDash, "2 3": excelize.LineDashSysDot,
+	"9 3 2 3": excelize.LineDashLgDashDot, "3 2": excelize.LineDashSysDash,
+}
+
+// trendLineChart is the trend as a line chart of the Trend sheet's share
+// columns, one series per trend series with the report's colours, dashes
+// and markers, dated along the axis: the same chart as the HTML page's.
+func trendLineChart(points, width, height int) *excelize.Chart {
+	last := points + 1
+	var series []excelize.ChartSeries
+	for i, ts := range trendSeries {
+		c := colName(trendColShares + 1 + i)
+		fill := solid(ts.Color)
+		marker := excelize.ChartMarker{Symbol: ts.Shape, Size: 6, Fill: fill, Border: excelize.LineOptions{Fill: fill, Width: 1}}
+		if ts.Shape == "ring" {
+			marker = excelize.ChartMarker{Symbol: "circle", Size: 6, Fill: solid("FFFFFF"), Border: excelize.LineOptions{Fill: fill, Width: 1.5}}
+		}
+		series = append(series, excelize.ChartSeries{
+			Name:       fmt.Sprintf("%s!$%s$1", SheetTrend, c),
+			Categories: fmt.Sprintf("%s!$%s$2:$%s$%d", SheetTrend, colName(trendColDate), colName(trendColDate), last),
+			Values:     fmt.Sprintf("%s!$%s$2:$%s$%d", SheetTrend, c, c, last),
+			Fill:       fill,
+			Line:       excelize.LineOptions{Width: 2, Dash: excelDash[ts.Dash]},
+			Marker:     marker,
+		})
+	}
+	yAxis := axis(false)
+	yAxis.NumFmt = excelize.ChartNumFmt{CustomNumFmt: "0.0%"}
+	yAxis.MajorGridLines = true
+	zero := 0.0
+	yAxis.Minimum = &zero
+	return &excelize.Chart{
+		Type:      excelize.Line,
+		Series:    series,
+		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Share of conversations not reachable, per run"}}},
+		Legend:    excelize.ChartLegend{Position: "bottom"},
+		Dimension: excelize.ChartDimension{Width: uint(width), Height: uint(height)},
+		XAxis:     axis(false),
+		YAxis:     yAxis,
+	}
+}
 
 func writeTrend(f *excelize.File, st styles, r *Report) error {
 	const sh = SheetTrend
-	hdr := make([]any, len(trendHeader))
-	for i, h := range trendHeader {
-		hdr[i] = h
+	hdr := make([]any, 0, len(trendHeader)+len(trendSeries))
+	for _, h := range trendHeader {
+		hdr = append(hdr, h)
+	}
+	for _, ts := range trendSeries {
+		hdr = append(hdr, ts.Label+" share")
 	}
 	if err := cells(f, sh, 1, hdr...); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 1, 1, len(hdr), 1, st.header); err != nil {
+	if err := styleRange(f, sh, 1, 1, trendColState(), 1, st.header); err != nil {
 		return err
 	}
+	if err := styleRange(f, sh, trendColCounts, 1, len(hdr), 1, st.headerNum); err != nil {
+		return err
+	}
+	if err := f.SetRowHeight(sh, 1, 46); err != nil {
+		return err
+	}
+	labels := trendLabels(r.Trend)
 	for i, p := range r.Trend {
-		v := append([]any{p.RunID, excelTime(p.StartedAt), p.Mode, string(p.State)}, countValues(p.Total, p.Counts)...)
+		v := append([]any{p.RunID, labels[i], excelTime(p.StartedAt), p.Mode, string(p.State)}, countValues(p.Total, p.Counts)...)
+		v = append(v, p.Counts.Share(blockreport.StatusReachable, p.Total))
+		for _, ts := range trendSeries {
+			v = append(v, trendShare(p, ts))
+		}
 		if err := cells(f, sh, i+2, v...); err != nil {
 			return err
 		}
 	}
 	last := len(r.Trend) + 1
-	if err := styleRange(f, sh, 2, 2, 2, last, st.date); err != nil {
+	if err := styleRange(f, sh, 1, 2, 2, last, st.left); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 5, 2, len(hdr), last, st.count); err != nil {
+	if err := styleRange(f, sh, trendColStarted, 2, trendColStarted, last, st.leftDate); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "A", "A", 8); err != nil {
+	if err := styleRange(f, sh, trendColCounts, 2, trendColShares-1, last, st.count); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "B", "B", 19); err != nil {
+	if err := styleRange(f, sh, trendColShares, 2, len(hdr), last, st.pct); err != nil {
 		return err
 	}
-	if err := f.SetColWidth(sh, "C", "L", 15); err != nil {
-		return err
+	for _, w := range []struct {
+		from, to string
+		width    float64
+	}{{"A", "A", 7}, {"B", "B", 13}, {"C", "C", 21}, {"D", "E", 10}, {"F", colName(len(hdr)), 13}} {
+		if err := f.SetColWidth(sh, w.from, w.to, w.width); err != nil {
+			return err
+		}
 	}
 	if err := f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
 		return err
@@ -592,26 +919,10 @@ func writeTrend(f *excelize.File, st styles, r *Report) error {
 	if err := printLandscape(f, sh, true); err != nil {
 		return err
 	}
-	var series []excelize.ChartSeries
-	for col := 7; col <= 11; col++ { // Blocked .. Could not check
-		c, _ := excelize.ColumnNumberToName(col)
-		series = append(series, excelize.ChartSeries{
-			Name:       fmt.Sprintf("Trend!$%s$1", c),
-			Categories: fmt.Sprintf("Trend!$A$2:$A$%d", last),
-			Values:     fmt.Sprintf("Trend!$%s$2:$%s$%d", c, c, last),
-			Marker:     excelize.ChartMarker{Symbol: "circle", Size: 5},
-		})
-	}
-	return f.AddChart(sh, fmt.Sprintf("A%d", last+2), &excelize.Chart{
-		Type:      excelize.Line,
-		Series:    series,
-		Title:     excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Conversations not reachable, per run"}}},
-		Legend:    excelize.ChartLegend{Position: "bottom"},
-		Dimension: excelize.ChartDimension{Width: 720, Height: 320},
-		XAxis:     excelize.ChartAxis{Title: excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Run"}}}, Font: excelize.Font{Color: "000000"}},
-		YAxis:     axis(false),
-	})
+	return f.AddChart(sh, fmt.Sprintf("A%d", last+2), trendLineChart(len(r.Trend), 860, 340))
 }
+
+func trendColState() int { return trendColCounts - 1 }
 
 var tenantHeader = []string{"Tenant ID", "Total", "Reachable", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out", "Reachable share"}
 
@@ -624,7 +935,10 @@ func writeTenants(f *excelize.File, st styles, r *Report) error {
 	if err := cells(f, sh, 1, hdr...); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 1, 1, len(hdr), 1, st.header); err != nil {
+	if err := styleRange(f, sh, 1, 1, 1, 1, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, 1, len(hdr), 1, st.headerNum); err != nil {
 		return err
 	}
 	for i, t := range r.Tenants {
