@@ -69,6 +69,11 @@ type Options struct {
 	// created references) is probed in another pass. Its error is logged:
 	// the connector's verdicts stand.
 	Alongside func(ctx context.Context, runID int64, probing <-chan struct{}) error
+	// Start, when set, is called inside the transaction that creates a new
+	// run, so that what it writes there (a queue's first jobs) commits
+	// with the run or not at all. A resumed or retried run is not created,
+	// so Start is not called for it.
+	Start func(ctx context.Context, tx *store.Tx, run blockreport.Run) error
 }
 
 // maxPasses bounds the passes Probe makes over references that arrived
@@ -137,7 +142,7 @@ func (s *Session) choose(ctx context.Context, c Choice) error {
 			return err
 		}
 		if !ok {
-			r, err := db.CreateRun(ctx, string(c.Mode), c.Params, s.opts.Now())
+			r, err := s.create(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -155,6 +160,29 @@ func (s *Session) choose(ctx context.Context, c Choice) error {
 		s.run.State = blockreport.RunRunning
 	}
 	return nil
+}
+
+// create creates a new run, with what Options.Start writes beside it.
+func (s *Session) create(ctx context.Context, c Choice) (blockreport.Run, error) {
+	if s.opts.Start == nil {
+		return s.db.CreateRun(ctx, string(c.Mode), c.Params, s.opts.Now())
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return blockreport.Run{}, fmt.Errorf("create run: %w", err)
+	}
+	defer tx.Rollback()
+	r, err := tx.CreateRun(ctx, string(c.Mode), c.Params, s.opts.Now())
+	if err != nil {
+		return blockreport.Run{}, err
+	}
+	if err := s.opts.Start(ctx, tx, r); err != nil {
+		return blockreport.Run{}, fmt.Errorf("start run %d: %w", r.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return blockreport.Run{}, fmt.Errorf("create run %d: %w", r.ID, err)
+	}
+	return r, nil
 }
 
 // retry reopens the unchecked results of a finished run.

@@ -16,8 +16,12 @@ const pendingPage = 1000
 // PendingTenants lists, in order, the tenants that have references without
 // a result in run runID.
 func (db *DB) PendingTenants(ctx context.Context, runID int64) ([]string, error) {
+	return db.pendingTenants(ctx, db.x, runID)
+}
+
+func (db *DB) pendingTenants(ctx context.Context, q sqlx.QueryerContext, runID int64) ([]string, error) {
 	var tenants []string
-	if err := db.x.SelectContext(ctx, &tenants, db.rebind(`SELECT DISTINCT tenant_id FROM conversation_references r
+	if err := sqlx.SelectContext(ctx, q, &tenants, db.rebind(`SELECT DISTINCT tenant_id FROM conversation_references r
 		WHERE `+pendingWhere+` ORDER BY tenant_id`), runID); err != nil {
 		return nil, fmt.Errorf("pending tenants of run %d: %w", runID, err)
 	}
@@ -85,6 +89,17 @@ func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) err
 		return fmt.Errorf("save results: %w", err)
 	}
 	defer rollback(tx)
+	if err := db.saveResults(ctx, tx, results); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save results of run %d: commit: %w", results[0].RunID, err)
+	}
+	return nil
+}
+
+// saveResults is SaveResults inside tx.
+func (db *DB) saveResults(ctx context.Context, tx *sqlx.Tx, results []blockreport.Result) error {
 	started := map[int64]time.Time{}
 	for start := 0; start < len(results); start += saveChunk {
 		chunk := results[start:min(start+saveChunk, len(results))]
@@ -105,9 +120,6 @@ func (db *DB) SaveResults(ctx context.Context, results []blockreport.Result) err
 		if err := db.saveChunk(ctx, tx, chunk, started); err != nil {
 			return fmt.Errorf("save results of run %d: %w", chunk[0].RunID, err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("save results of run %d: commit: %w", results[0].RunID, err)
 	}
 	return nil
 }

@@ -15,13 +15,21 @@ import (
 
 // CreateRun starts a run in state running.
 func (db *DB) CreateRun(ctx context.Context, mode string, params json.RawMessage, now time.Time) (blockreport.Run, error) {
-	var id int64
-	err := db.x.QueryRowContext(ctx, db.rebind(`INSERT INTO probe_runs (started_at, mode, state, params)
-		VALUES (?, ?, ?, ?) RETURNING id`), db.ts(now), mode, string(blockreport.RunRunning), nullText(params)).Scan(&id)
+	id, err := db.createRun(ctx, db.x, mode, params, now)
 	if err != nil {
-		return blockreport.Run{}, fmt.Errorf("create run: %w", err)
+		return blockreport.Run{}, err
 	}
 	return db.Run(ctx, id)
+}
+
+func (db *DB) createRun(ctx context.Context, q queryer, mode string, params json.RawMessage, now time.Time) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, db.rebind(`INSERT INTO probe_runs (started_at, mode, state, params)
+		VALUES (?, ?, ?, ?) RETURNING id`), db.ts(now), mode, string(blockreport.RunRunning), nullText(params)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("create run: %w", err)
+	}
+	return id, nil
 }
 
 const runCols = `id, started_at, finished_at, mode, state, params, totals`
@@ -193,8 +201,12 @@ func (db *DB) CountPending(ctx context.Context, runID int64) (int, error) {
 // run: stored ones for finished and failed runs, counted ones for the
 // others.
 func (db *DB) queryRuns(ctx context.Context, q string, args ...any) ([]blockreport.Run, error) {
+	return db.queryRunsWith(ctx, db.x, q, args...)
+}
+
+func (db *DB) queryRunsWith(ctx context.Context, x sqlx.QueryerContext, q string, args ...any) ([]blockreport.Run, error) {
 	var rows []runRow
-	if err := db.x.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+	if err := sqlx.SelectContext(ctx, x, &rows, db.rebind(q), args...); err != nil {
 		return nil, err
 	}
 	runs := make([]blockreport.Run, len(rows))
@@ -207,7 +219,7 @@ func (db *DB) queryRuns(ctx context.Context, q string, args ...any) ([]blockrepo
 		if r.Totals.Valid {
 			err = json.Unmarshal([]byte(r.Totals.String), &runs[i].Totals)
 		} else {
-			runs[i].Totals, err = db.countByStatus(ctx, db.x, r.ID)
+			runs[i].Totals, err = db.countByStatus(ctx, x, r.ID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("totals of run %d: %w", r.ID, err)

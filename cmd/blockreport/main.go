@@ -89,6 +89,7 @@ var commands = map[string]command{
 	"history": {"one user's status in every run, oldest first (email, AAD id, 29: id or conversation id)", runHistory},
 	"export":  {"write the rows of chosen statuses as CSV or JSON Lines (cleanup of dead references)", runExport},
 	"demo":    {"try everything against a simulated Teams, nothing to configure", runDemo},
+	"worker":  {"take probe work from the PostgreSQL store's queue until SIGTERM (several machines share a run)", runWorker},
 }
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -39,8 +39,10 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "schema version %d (%s)\n", v, db.Driver())
-	return err
+	if _, err := fmt.Fprintf(stdout, "schema version %d (%s)\n", v, db.Driver()); err != nil {
+		return err
+	}
+	return migrateQueue(ctx, db, stdout)
 }
 
 // openStore opens (and migrates) the store at url, creating a SQLite file

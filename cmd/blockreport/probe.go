@@ -45,6 +45,7 @@ type probeConfig struct {
 	IncludeUnknown bool  // with RetryUnchecked: DeliveryUnknown results too
 	metrics        metricsConfig
 	graph          graphConfig
+	Queue          bool // queue the run for workers and wait (PostgreSQL only)
 
 	message       []byte           // contents of MessageFile
 	progressEvery time.Duration    // log-line interval when stderr is not a terminal
@@ -128,6 +129,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.boolVar(&cfg.RetryUnchecked, "retry-unchecked", false, "re-probe, inside the latest finished run (or --run), only its forbidden, throttled and failed results, replacing them: no new run", "BLOCKREPORT_RETRY_UNCHECKED")
 	fs.intVar(&cfg.retryRunFlag, "run", 0, "with --retry-unchecked: the finished run to retry (default: the latest finished run)", "BLOCKREPORT_RETRY_RUN")
 	cfg.graph.register(fs)
+	cfg.registerQueue(fs)
 	fs.boolVar(&cfg.IncludeUnknown, "include-unknown", false, "with --retry-unchecked in message mode: also re-send to conversations whose delivery is unknown (they may get the message twice)", "BLOCKREPORT_INCLUDE_UNKNOWN")
 }
 
@@ -161,6 +163,9 @@ func (cfg *probeConfig) validate(cmd string) error {
 	}
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
 		return usageErrorf("%s: --db: %v", cmd, err)
+	}
+	if err := cfg.validateQueue(cmd); err != nil {
+		return err
 	}
 	if err := cfg.graph.validate(cmd); err != nil {
 		return err
@@ -284,6 +289,9 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		return blockreport.Run{}, err
 	}
 
+	if cfg.Queue {
+		return queueRun(ctx, cfg, db, logger, stderr)
+	}
 	opts := runs.Options{Now: cfg.now, Logger: logger, OnStop: stopNotice(stderr)}
 	var checker *graph.Checker
 	if cfg.graph.enabled() {
