@@ -165,6 +165,27 @@ type DepartmentCount struct {
 	Counts Counts
 }
 
+// sortDepartments orders departments by the share of their conversations
+// that cannot be reached (blocked, uninstalled, admin disabled, not
+// found), highest first, then by size and name; the department that is not
+// known comes last.
+func sortDepartments(ds []DepartmentCount) {
+	share := func(d DepartmentCount) float64 { return float64(d.Counts.Unreachable()) / float64(max(d.Total, 1)) }
+	sort.Slice(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if (a.Name == "") != (b.Name == "") {
+			return b.Name == ""
+		}
+		if sa, sb := share(a), share(b); sa != sb {
+			return sa > sb
+		}
+		if a.Total != b.Total {
+			return a.Total > b.Total
+		}
+		return a.Name < b.Name
+	})
+}
+
 // TrendPoint is one run of the trend.
 type TrendPoint struct {
 	RunID     int64
@@ -333,6 +354,7 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	counts := Counts{}
 	scopeCounts := map[Scope]*ScopeCount{}
 	tenants := map[string]*TenantCount{}
+	departments := map[string]*DepartmentCount{}
 	changes := map[ChangeKind]*Change{}
 	for _, k := range changeKinds {
 		changes[k] = &Change{Kind: k}
@@ -359,8 +381,18 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 			tc = &TenantCount{TenantID: row.TenantID, Counts: Counts{}}
 			tenants[row.TenantID] = tc
 		}
+		if tc.Name == "" && row.TenantName != "" {
+			tc.Name = clean(row.TenantName)
+		}
 		tc.Total++
 		tc.Counts[row.Status]++
+		dc := departments[row.Department]
+		if dc == nil {
+			dc = &DepartmentCount{Name: clean(row.Department), Counts: Counts{}}
+			departments[row.Department] = dc
+		}
+		dc.Total++
+		dc.Counts[row.Status]++
 		if k, ok := changeOf(row); ok && !r.Incomplete {
 			c := changes[k]
 			c.Total++
@@ -418,6 +450,13 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		}
 		return a.TenantID < b.TenantID
 	})
+	// Departments only when Graph named at least one.
+	if len(departments) > 1 || departments[""] == nil {
+		for _, dc := range departments {
+			r.Departments = append(r.Departments, *dc)
+		}
+		sortDepartments(r.Departments)
+	}
 	for i := len(history) - 1; i >= 0; i-- {
 		h := history[i]
 		p := TrendPoint{RunID: h.ID, StartedAt: h.StartedAt, State: h.State, Mode: h.Mode, Total: h.Total(), Counts: Counts(h.Totals)}
