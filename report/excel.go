@@ -152,7 +152,7 @@ func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Op
 	if err := f.SetSheetName("Sheet1", SheetSummary); err != nil {
 		return fmt.Errorf("create workbook: %w", err)
 	}
-	names := []string{SheetTrend, SheetTenants}
+	names := append([]string{SheetTrend, SheetTenants}, graphSheets(r, redact)...)
 	if !redact {
 		for _, k := range listKinds {
 			names = append(names, string(k))
@@ -173,6 +173,9 @@ func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Op
 	}
 	if err := writeTenants(f, st, r); err != nil {
 		return fmt.Errorf("write sheet %s: %w", SheetTenants, err)
+	}
+	if err := writeGraphSheets(f, st, r, redact); err != nil {
+		return err
 	}
 	var sheets []*listSheet
 	if !redact {
@@ -724,6 +727,7 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Cannot detect", strings.Join(r.Mode.CannotDetect, "; ")},
 		{"Muting", mutingNote},
 	}
+	facts = append(facts, graphFacts(r)...)
 	// Each fact's value spans B:K, wrapped, so that the columns can stay
 	// narrow for numbers.
 	row++
@@ -942,7 +946,7 @@ func writeTenants(f *excelize.File, st styles, r *Report) error {
 		return err
 	}
 	for i, t := range r.Tenants {
-		v := append([]any{t.TenantID}, countValues(t.Total, t.Counts)...)
+		v := append([]any{t.Label()}, countValues(t.Total, t.Counts)...)
 		v = append(v, float64(t.Counts[blockreport.StatusReachable])/float64(max(t.Total, 1)))
 		if err := cells(f, sh, i+2, v...); err != nil {
 			return err

@@ -86,8 +86,9 @@ type marker struct {
 
 // rowTable is a table of rows with an optional HTML id for the filter.
 type rowTable struct {
-	ID   string
-	Rows []blockreport.Row
+	ID    string
+	Rows  []blockreport.Row
+	Graph bool // show the Graph columns (department, account, installed)
 }
 
 // WriteHTML renders r as one self-contained HTML page: inline CSS, inline

@@ -85,6 +85,8 @@ type Report struct {
 	// Lists are the non-reachable groups: blocked, uninstalled, admin
 	// disabled, not found, could not check.
 	Lists []List
+	// Graph is what Microsoft Graph did in the run (zero when it was off).
+	Graph GraphSummary
 }
 
 // StatusCount is the number of conversations of one status.
@@ -364,6 +366,7 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		lists[k] = &List{Kind: k}
 	}
 	listLimit, changeLimit := opts.listLimit(), opts.changeLimit()
+	ga := newGraphAcc()
 
 	err = src.Rows(ctx, runID, func(row blockreport.Row) error {
 		row.Raw = nil // never kept, never shown
@@ -393,6 +396,7 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		}
 		dc.Total++
 		dc.Counts[row.Status]++
+		ga.row(row, tc)
 		if k, ok := changeOf(row); ok && !r.Incomplete {
 			c := changes[k]
 			c.Total++
@@ -478,6 +482,9 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	}
 	for _, k := range listKinds {
 		r.Lists = append(r.Lists, *lists[k])
+	}
+	if err := ga.finish(ctx, src, r, opts); err != nil {
+		return nil, fmt.Errorf("read Graph state of run %d: %w", runID, err)
 	}
 	return r, nil
 }

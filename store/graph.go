@@ -273,3 +273,49 @@ func (db *DB) GraphCounts(ctx context.Context, runID int64) (map[blockreport.Gra
 	}
 	return out, nil
 }
+
+// Coverage calls fn, in tenant and name order, for every coverage user of
+// run runID (enabled directory users without a reference when the run
+// started), with the directory's view of them. It streams from one query:
+// fn must not use the store.
+func (db *DB) Coverage(ctx context.Context, runID int64, fn func(blockreport.CoverageUser, blockreport.DirectoryUser) error) error {
+	rows, err := db.x.QueryxContext(ctx, db.rebind(`SELECT c.tenant_id, c.aad_object_id, c.installed, COALESCE(c.reference_id, 0) AS reference_id,
+		COALESCE(d.display_name, '') AS display_name, COALESCE(d.upn, '') AS upn, COALESCE(d.mail, '') AS mail,
+		COALESCE(d.department, '') AS department, COALESCE(d.job_title, '') AS job_title,
+		COALESCE(d.office_location, '') AS office_location, COALESCE(d.country, '') AS country
+		FROM coverage_users c LEFT JOIN directory_users d ON d.tenant_id = c.tenant_id AND d.aad_object_id = c.aad_object_id
+		WHERE c.run_id = ? ORDER BY c.tenant_id, display_name, c.aad_object_id`), runID)
+	if err != nil {
+		return fmt.Errorf("coverage of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r struct {
+			TenantID       string `db:"tenant_id"`
+			AADObjectID    string `db:"aad_object_id"`
+			Installed      bool   `db:"installed"`
+			ReferenceID    int64  `db:"reference_id"`
+			DisplayName    string `db:"display_name"`
+			UPN            string `db:"upn"`
+			Mail           string `db:"mail"`
+			Department     string `db:"department"`
+			JobTitle       string `db:"job_title"`
+			OfficeLocation string `db:"office_location"`
+			Country        string `db:"country"`
+		}
+		if err := rows.StructScan(&r); err != nil {
+			return fmt.Errorf("coverage of run %d: %w", runID, err)
+		}
+		c := blockreport.CoverageUser{TenantID: r.TenantID, AADObjectID: r.AADObjectID, Installed: r.Installed, ReferenceID: r.ReferenceID}
+		u := blockreport.DirectoryUser{TenantID: r.TenantID, AADObjectID: r.AADObjectID, InDirectory: true, AccountEnabled: true,
+			DisplayName: r.DisplayName, UPN: r.UPN, Mail: r.Mail, Department: r.Department, JobTitle: r.JobTitle,
+			OfficeLocation: r.OfficeLocation, Country: r.Country}
+		if err := fn(c, u); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("coverage of run %d: %w", runID, err)
+	}
+	return nil
+}
