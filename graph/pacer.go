@@ -19,6 +19,11 @@ type window struct {
 	used int     // sum of sent[i].n
 }
 
+// span is the window: a second, and a little more, so that requests the
+// client counted in one second do not arrive in the server's next one
+// bunched up with the following ones.
+const span = time.Second + 25*time.Millisecond
+
 type stamp struct {
 	at time.Time
 	n  int
@@ -35,7 +40,7 @@ func (w *window) wait(ctx context.Context, n int) error {
 	for {
 		w.mu.Lock()
 		now := w.now()
-		cut := now.Add(-time.Second)
+		cut := now.Add(-span)
 		i := 0
 		for i < len(w.sent) && !w.sent[i].at.After(cut) {
 			w.used -= w.sent[i].n
@@ -53,7 +58,7 @@ func (w *window) wait(ctx context.Context, n int) error {
 		for ; j < len(w.sent) && need > 0; j++ {
 			need -= w.sent[j].n
 		}
-		d := w.sent[j-1].at.Add(time.Second).Sub(now) + time.Millisecond
+		d := w.sent[j-1].at.Add(span).Sub(now) + time.Millisecond
 		w.mu.Unlock()
 		if err := sleep(ctx, d); err != nil {
 			return err
