@@ -23,16 +23,19 @@ func layoutSource() *memSource {
 		id := int64(i + 1)
 		totals := map[blockreport.Status]int{}
 		var rows []blockreport.Row
-		for u := 0; u < 2000; u++ {
-			st := blockreport.StatusReachable
+		status := func(i, u int) blockreport.Status {
 			switch {
 			case u < blocked[i]:
-				st = blockreport.StatusBlocked
+				return blockreport.StatusBlocked
 			case u < blocked[i]+20:
-				st = blockreport.StatusAdminDisabled
+				return blockreport.StatusAdminDisabled
 			case u < blocked[i]+40:
-				st = blockreport.StatusNotFound
+				return blockreport.StatusNotFound
 			}
+			return blockreport.StatusReachable
+		}
+		for u := 0; u < 2000; u++ {
+			st := status(i, u)
 			totals[st]++
 			tenant, name := "tenant-b", ""
 			if u%2 == 0 {
@@ -45,6 +48,9 @@ func layoutSource() *memSource {
 				Result: blockreport.Result{RunID: id, Status: st, ProbedAt: start},
 			}
 			row.TenantName, row.Department = name, dept
+			if i > 0 {
+				row.PreviousStatus = status(i-1, u)
+			}
 			rows = append(rows, row)
 		}
 		src.rows[id] = rows

@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/report"
@@ -24,11 +26,12 @@ type reportConfig struct {
 	Run    string // "latest" or a run ID
 	Out    string // directory the reports are written into
 	Redact bool
+	Format string // comma list of xlsx, html, json ("": xlsx,html)
 
 	metrics metricsConfig // report command only (run has the probe's)
 }
 
-const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact]"
+const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact] [--format xlsx,html,json] [--metrics-file PATH]"
 
 func runReport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg reportConfig
@@ -45,6 +48,9 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if err := cfg.metrics.check("report"); err != nil {
 		return err
+	}
+	if _, err := cfg.formats(); err != nil {
+		return fmt.Errorf("report: %w", err)
 	}
 	if cfg.Out == "" {
 		return usageErrorf("report: --out DIR is required")
@@ -85,6 +91,7 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 func (cfg *reportConfig) register(fs *flagSet) {
 	fs.stringVar(&cfg.Out, "out", "", "directory to write the .xlsx and .html into (required; created if missing)", "BLOCKREPORT_OUT")
 	fs.boolVar(&cfg.Redact, "redact", false, "leadership copy: counts, tenants and trend, no names, emails or user IDs", "BLOCKREPORT_REDACT")
+	fs.stringVar(&cfg.Format, "format", "xlsx,html", "files to write: a comma list of xlsx, html and json (the summary for scripts: run, totals, changes, per tenant, per department)", "BLOCKREPORT_FORMAT")
 }
 
 // limitMemory sets the soft memory limit large workbooks need to stay small,
@@ -144,33 +151,86 @@ func reportFileBase(run blockreport.Run, redact bool) string {
 	return base
 }
 
-// writeReports builds the report of run and writes its workbook and HTML
-// page into cfg.Out, each atomically, and returns their paths. The run
-// command calls it after probing.
+// writeReports builds the report of run and writes its files (the
+// workbook and HTML page unless --format says otherwise) into cfg.Out, each
+// atomically, and returns their paths. The run command calls it after
+// probing.
 func writeReports(ctx context.Context, cfg reportConfig, db *store.DB, run blockreport.Run, logger *slog.Logger) ([]string, error) {
+	paths, _, err := buildReports(ctx, cfg, db, run, logger)
+	return paths, err
+}
+
+// buildReports is writeReports that also returns the report it wrote.
+func buildReports(ctx context.Context, cfg reportConfig, db *store.DB, run blockreport.Run, logger *slog.Logger) ([]string, *report.Report, error) {
+	formats, err := cfg.formats()
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := os.MkdirAll(cfg.Out, 0o750); err != nil {
-		return nil, outDirError(cfg.Out, err)
+		return nil, nil, outDirError(cfg.Out, err)
 	}
 	opts := report.Options{Redact: cfg.Redact}
 	r, err := report.Build(ctx, db, run.ID, opts)
 	if errors.Is(err, report.ErrNoRows) {
-		return nil, fmt.Errorf("run %d has no results yet: nothing to report", run.ID)
+		return nil, nil, fmt.Errorf("run %d has no results yet: nothing to report", run.ID)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logger.Info("report built", "run_id", run.ID, "conversations", r.Total, "redacted", cfg.Redact)
 	base := filepath.Join(cfg.Out, reportFileBase(run, cfg.Redact))
-	xlsx, html := base+".xlsx", base+".html"
-	if err := writeFileAtomic(xlsx, func(w io.Writer) error { return report.WriteExcel(ctx, w, r, db, opts) }); err != nil {
-		return nil, err
+	var paths []string
+	for _, f := range formats {
+		path := base + "." + f
+		var write func(io.Writer) error
+		switch f {
+		case "xlsx":
+			write = func(w io.Writer) error { return report.WriteExcel(ctx, w, r, db, opts) }
+		case "html":
+			write = func(w io.Writer) error { return report.WriteHTML(w, r) }
+		case "json":
+			write = func(w io.Writer) error { return report.WriteJSON(w, r) }
+		}
+		if err := writeFileAtomic(path, write); err != nil {
+			return nil, nil, err
+		}
+		logger.Info("wrote report", "format", f, "path", path)
+		paths = append(paths, path)
 	}
-	logger.Info("wrote workbook", "path", xlsx)
-	if err := writeFileAtomic(html, func(w io.Writer) error { return report.WriteHTML(w, r) }); err != nil {
-		return nil, err
+	return paths, r, nil
+}
+
+// reportFormats are the formats --format accepts, in the order written.
+var reportFormats = []string{"xlsx", "html", "json"}
+
+// formats parses --format: a comma list of xlsx, html and json ("":
+// xlsx,html), in the order of reportFormats.
+func (cfg reportConfig) formats() ([]string, error) {
+	list := cfg.Format
+	if strings.TrimSpace(list) == "" {
+		list = "xlsx,html"
 	}
-	logger.Info("wrote HTML report", "path", html)
-	return []string{xlsx, html}, nil
+	want := map[string]bool{}
+	for _, f := range strings.Split(list, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(reportFormats, f) {
+			return nil, usageErrorf("--format: unknown format %q: want a comma list of xlsx, html and json", f)
+		}
+		want[f] = true
+	}
+	var out []string
+	for _, f := range reportFormats {
+		if want[f] {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageErrorf("--format %q: no format given: want a comma list of xlsx, html and json", cfg.Format)
+	}
+	return out, nil
 }
 
 // reportFileMode keeps the reports, which hold personal data, from other

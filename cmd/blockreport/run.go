@@ -99,6 +99,9 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	if cfg.report.Out == "" {
 		return cfg, usageErrorf("run: --out DIR is required (or set BLOCKREPORT_OUT)")
 	}
+	if _, err := cfg.report.formats(); err != nil {
+		return cfg, fmt.Errorf("run: %w", err)
+	}
 	if cfg.MaxUnchecked < 0 || cfg.MaxUnchecked > 100 {
 		return cfg, usageErrorf("run: --max-unchecked must be a percentage between 0 and 100")
 	}
