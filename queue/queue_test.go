@@ -19,14 +19,14 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-func logger(t *testing.T) *slog.Logger {
+func logger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func openDB(t *testing.T, url string) *store.DB {
+func openDB(t testing.TB, url string) *store.DB {
 	t.Helper()
 	db, err := store.Open(context.Background(), url, nil)
 	if err != nil {
@@ -37,7 +37,7 @@ func openDB(t *testing.T, url string) *store.DB {
 }
 
 // proberFactory builds probers against fake.
-func proberFactory(t *testing.T, fake *faketeams.Server, rate float64) func(probe.Mode, []byte, int) (*probe.Prober, error) {
+func proberFactory(t testing.TB, fake *faketeams.Server, rate float64) func(probe.Mode, []byte, int) (*probe.Prober, error) {
 	cred, err := auth.New(auth.Config{AppID: faketeams.DefaultAppID, Secret: faketeams.DefaultAppSecret, TokenURL: fake.TokenURL("botframework.com")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func proberFactory(t *testing.T, fake *faketeams.Server, rate float64) func(prob
 
 // startWorkers runs n workers, each on its own connection pool, until
 // the test ends.
-func startWorkers(t *testing.T, url string, n int, cfg Config) {
+func startWorkers(t testing.TB, url string, n int, cfg Config) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
