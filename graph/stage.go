@@ -38,6 +38,16 @@ type CheckerConfig struct {
 	// lookup (their users are still looked up in the directory): the only
 	// thing such a lookup can add is a note.
 	SkipReachable bool
+	// Coverage lists every enabled member of each tenant once per run and
+	// checks the installation of those without a reference (the Store
+	// must be a CoverageStore).
+	Coverage bool
+	// GlobalServiceURL is the service URL of references coverage creates
+	// in a tenant without stored references (default: the public cloud's).
+	GlobalServiceURL string
+	// BotID is the bot's id in conversations ("28:" + app id), stored on
+	// references coverage creates.
+	BotID string
 	Parallel      int           // tenants checked at once, default 16
 	Page          int           // results per page, default 300
 	Poll          time.Duration // while probing, how often to look for new results; default 1s
@@ -57,9 +67,9 @@ type Checker struct {
 
 // tenantRun is what the checker learnt about a tenant in this process.
 type tenantRun struct {
-	info  blockreport.TenantGraph
-	saved bool
-	after int64 // last reference id checked
+	info blockreport.TenantGraph
+	once sync.Once // ensure
+	err  error
 }
 
 // NewChecker returns a Checker.
@@ -79,6 +89,9 @@ func NewChecker(cfg CheckerConfig) *Checker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.GlobalServiceURL == "" {
+		cfg.GlobalServiceURL = GlobalServiceURL(blockreport.CloudPublic)
+	}
 	return &Checker{cfg: cfg, c: cfg.Client, tenants: map[string]*tenantRun{}}
 }
 
@@ -87,6 +100,21 @@ func NewChecker(cfg CheckerConfig) *Checker {
 // unavailable for a tenant is no error: that tenant's verdicts stand, the
 // tenant is logged once and recorded. Errors are the store's, or ctx's.
 func (k *Checker) Run(ctx context.Context, runID int64, probing <-chan struct{}) error {
+	covered := make(chan error, 1)
+	if k.cfg.Coverage {
+		go func() { covered <- k.coverage(ctx, runID) }()
+	} else {
+		covered <- nil
+	}
+	err := k.checks(ctx, runID, probing)
+	if cerr := <-covered; err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checks cross-checks results until probing is closed and none is left.
+func (k *Checker) checks(ctx context.Context, runID int64, probing <-chan struct{}) error {
 	for {
 		done := false
 		select {
@@ -167,20 +195,20 @@ func (k *Checker) down(ctx context.Context, runID int64, t *tenantRun, te *Tenan
 	return nil
 }
 
-// tenant checks every unchecked result of one tenant.
-func (k *Checker) tenant(ctx context.Context, runID int64, tenantID string) error {
-	t := k.state(tenantID)
-	if !t.saved {
-		t.saved = true
+// ensure names the tenant (organization) once, which also tells whether
+// Graph is available for it, and records it.
+func (k *Checker) ensure(ctx context.Context, runID int64, t *tenantRun) error {
+	t.once.Do(func() {
+		tenantID := t.info.TenantID
 		name, err := k.c.Organization(ctx, tenantID)
 		var te *TenantError
 		switch {
 		case errors.As(err, &te):
-			if err := k.down(ctx, runID, t, te); err != nil {
-				return err
-			}
+			t.err = k.down(ctx, runID, t, te)
+			return
 		case err != nil && ctx.Err() != nil:
-			return ctx.Err()
+			t.err = ctx.Err()
+			return
 		case err != nil:
 			k.cfg.Logger.Warn("graph: tenant name unavailable", "tenant", tenantID, "err", err)
 		default:
@@ -188,11 +216,22 @@ func (k *Checker) tenant(ctx context.Context, runID int64, tenantID string) erro
 			t.info.Name = name
 			k.mu.Unlock()
 		}
-		if t.info.Available {
-			if err := k.saveTenant(ctx, runID, t); err != nil {
-				return err
-			}
-		}
+		t.err = k.saveTenant(ctx, runID, t)
+	})
+	return t.err
+}
+
+func (k *Checker) available(t *tenantRun) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return t.info.Available
+}
+
+// tenant checks every unchecked result of one tenant.
+func (k *Checker) tenant(ctx context.Context, runID int64, tenantID string) error {
+	t := k.state(tenantID)
+	if err := k.ensure(ctx, runID, t); err != nil {
+		return err
 	}
 	for {
 		rows, err := k.cfg.Store.GraphPending(ctx, runID, tenantID, 0, k.cfg.Page)
@@ -244,8 +283,11 @@ func (k *Checker) page(ctx context.Context, runID int64, t *tenantRun, rows []bl
 		}
 		return err
 	}
-	if !t.info.Available {
-		return save(unknown("Graph unavailable for the tenant: " + t.info.Reason))
+	if !k.available(t) {
+		k.mu.Lock()
+		reason := t.info.Reason
+		k.mu.Unlock()
+		return save(unknown("Graph unavailable for the tenant: " + reason))
 	}
 
 	ids := make([]string, 0, len(rows))

@@ -73,8 +73,11 @@ type env struct {
 	db      *store.DB
 	prober  *probe.Prober
 	checker *graph.Checker
+	client  *graph.Client
 	refs    map[string]blockreport.Reference // by case name
 }
+
+func (e *env) checkerClient(*testing.T) *graph.Client { return e.client }
 
 func setup(t *testing.T, url string, cases []verdictCase, g faketeams.Graph) *env {
 	t.Helper()
@@ -133,7 +136,7 @@ func setup(t *testing.T, url string, cases []verdictCase, g faketeams.Graph) *en
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{fake: fake, db: db, prober: p, refs: map[string]blockreport.Reference{}}
+	e := &env{fake: fake, db: db, prober: p, refs: map[string]blockreport.Reference{}, client: c}
 	e.checker = graph.NewChecker(graph.CheckerConfig{Client: c, Store: db, Poll: 20 * time.Millisecond})
 	for _, r := range refs {
 		e.refs[r.UserName] = r
@@ -249,6 +252,100 @@ func TestVerdicts(t *testing.T) {
 				} else if it.Audience != faketeams.ConnectorAudience {
 					t.Errorf("token for %s with audience %s", it.Tenant, it.Audience)
 				}
+			}
+		})
+	}
+}
+
+// TestCoverage: with coverage on, every enabled member of the consented
+// tenant is listed page by page; (a) users who installed the app without
+// a stored reference get one (the installation's chat, on the tenant's
+// usual service URL) and are probed in the same run; (b) users who never
+// installed it are listed; disabled accounts are not counted; the
+// unconsented tenant is skipped without failing the run.
+func TestCoverage(t *testing.T) {
+	for _, st := range []struct{ name, url string }{
+		{"sqlite", "sqlite:" + filepath.Join(t.TempDir(), "b.db")},
+		{"postgres", pgtest.URL(t)},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			cases := []verdictCase{
+				{name: "reachable", state: faketeams.StateActive},
+				{name: "blocked", state: faketeams.StateBlocked, shape: faketeams.BlockTeamsCRLF},
+				{name: "other tenant", tenant: tenantNoCo, state: faketeams.StateActive},
+			}
+			extra := []faketeams.DirectoryUser{
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000001", DisplayName: "Ines Installed", Mail: "ines@contoso.example", Department: "Sales", Installed: true},
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000002", DisplayName: "Ivo Installed", UPN: "ivo@contoso.example", Department: "HR", Installed: true},
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000003", DisplayName: "Nina Never", Department: "Legal"},
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000004", DisplayName: "Noah Never", Department: "Legal"},
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000005", DisplayName: "Nora Never", Department: "Finance"},
+				{TenantID: tenantA, ID: "eeeeeeee-0000-4000-8000-000000000006", DisplayName: "Dora Disabled", Disabled: true},
+			}
+			e := setup(t, st.url, cases, faketeams.Graph{Users: extra, PageSize: 3})
+			e.checker = graph.NewChecker(graph.CheckerConfig{Client: e.checkerClient(t), Store: e.db, Poll: 20 * time.Millisecond, Coverage: true})
+			run := e.run(t)
+			ctx := context.Background()
+
+			got := map[string]blockreport.CoverageUser{}
+			dept := map[string]string{}
+			if err := e.db.Coverage(ctx, run.ID, func(c blockreport.CoverageUser, u blockreport.DirectoryUser) error {
+				got[u.DisplayName], dept[u.DisplayName] = c, u.Department
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 5 {
+				t.Errorf("coverage users %v, want the 5 enabled users without a reference", got)
+			}
+			for _, n := range []string{"Nina Never", "Noah Never", "Nora Never"} {
+				if c, ok := got[n]; !ok || c.Installed || c.ReferenceID != 0 {
+					t.Errorf("%s: %+v, want listed as never installed", n, c)
+				}
+			}
+			if dept["Nora Never"] != "Finance" {
+				t.Errorf("department of a coverage user: %q", dept["Nora Never"])
+			}
+			rows := map[string]blockreport.Row{}
+			if err := e.db.Rows(ctx, run.ID, func(r blockreport.Row) error { rows[r.UserName] = r; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			svc := e.refs["reachable"].ServiceURL
+			for _, n := range []string{"Ines Installed", "Ivo Installed"} {
+				c, ok := got[n]
+				if !ok || !c.Installed || c.ReferenceID == 0 {
+					t.Errorf("%s: %+v, want installed with a new reference", n, c)
+					continue
+				}
+				r, ok := rows[n]
+				if !ok || r.Status != blockreport.StatusReachable || r.Reference.ID != c.ReferenceID {
+					t.Errorf("%s: result %+v, want the new reference probed reachable in this run", n, r.Result)
+				}
+				if r.ServiceURL != svc || !strings.HasSuffix(r.ConversationID, "@unq.gbl.spaces") {
+					t.Errorf("%s: reference on %s to %s, want the tenant's service URL and the installation's chat", n, r.ServiceURL, r.ConversationID)
+				}
+			}
+			if rows["Ivo Installed"].Email != "ivo@contoso.example" {
+				t.Errorf("email of a created reference (UPN without mail): %q", rows["Ivo Installed"].Email)
+			}
+			tg, err := e.db.TenantGraphs(ctx, run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range tg {
+				switch g.TenantID {
+				case tenantA:
+					if g.EnabledUsers != 7 { // 2 with references + 5 without; the disabled one not counted
+						t.Errorf("enabled users of tenant A: %d, want 7", g.EnabledUsers)
+					}
+				case tenantNoCo:
+					if g.Available || g.EnabledUsers != -1 {
+						t.Errorf("unconsented tenant %+v", g)
+					}
+				}
+			}
+			if n := e.fake.Stats().Total(faketeams.RouteGraphUsers); n < 3 {
+				t.Errorf("%d users requests: the directory was not paged", n)
 			}
 		})
 	}

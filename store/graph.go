@@ -319,3 +319,106 @@ func (db *DB) Coverage(ctx context.Context, runID int64, fn func(blockreport.Cov
 	}
 	return nil
 }
+
+// CoverageDone tells whether coverage already ran for tenantID in run
+// runID (its enabled-user count is recorded).
+func (db *DB) CoverageDone(ctx context.Context, runID int64, tenantID string) (bool, error) {
+	var n int
+	err := db.x.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM run_tenants WHERE run_id = ? AND tenant_id = ? AND enabled_users >= 0`), runID, tenantID)
+	if err != nil {
+		return false, fmt.Errorf("coverage of tenant %s in run %d: %w", tenantID, runID, err)
+	}
+	return n > 0, nil
+}
+
+// ReferenceTenants lists the tenants of the stored references.
+func (db *DB) ReferenceTenants(ctx context.Context) ([]string, error) {
+	var out []string
+	if err := db.x.SelectContext(ctx, &out, `SELECT DISTINCT tenant_id FROM conversation_references ORDER BY tenant_id`); err != nil {
+		return nil, fmt.Errorf("tenants of the references: %w", err)
+	}
+	return out, nil
+}
+
+// UsersWithReferences returns which of the AAD object ids of tenantID
+// have a personal reference.
+func (db *DB) UsersWithReferences(ctx context.Context, tenantID string, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	for start := 0; start < len(ids); start += saveChunk {
+		chunk := ids[start:min(start+saveChunk, len(ids))]
+		q, args, err := sqlx.In(`SELECT DISTINCT aad_object_id FROM conversation_references
+			WHERE tenant_id = ? AND conversation_type = 'personal' AND aad_object_id IN (?)`, tenantID, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("references of users of tenant %s: %w", tenantID, err)
+		}
+		var found []string
+		if err := db.x.SelectContext(ctx, &found, db.rebind(q), args...); err != nil {
+			return nil, fmt.Errorf("references of users of tenant %s: %w", tenantID, err)
+		}
+		for _, id := range found {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// TenantServiceURL is the most common service URL among tenantID's
+// references ("" when it has none).
+func (db *DB) TenantServiceURL(ctx context.Context, tenantID string) (string, error) {
+	var out []string
+	err := db.x.SelectContext(ctx, &out, db.rebind(`SELECT service_url FROM conversation_references WHERE tenant_id = ?
+		GROUP BY service_url ORDER BY COUNT(*) DESC, service_url LIMIT 1`), tenantID)
+	if err != nil {
+		return "", fmt.Errorf("service URL of tenant %s: %w", tenantID, err)
+	}
+	if len(out) == 0 {
+		return "", nil
+	}
+	return out[0], nil
+}
+
+// SaveCoverage records coverage users of tenantID in run runID and creates
+// the references of those who installed the app without one (refs, by
+// AAD object id: the installation's chat), in one transaction. A
+// reference that already exists (same tenant, conversation and user) is
+// kept as it is.
+func (db *DB) SaveCoverage(ctx context.Context, runID int64, users []blockreport.CoverageUser, refs map[string]blockreport.Reference, now time.Time) error {
+	if len(users) == 0 {
+		return nil
+	}
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save coverage of run %d: %w", runID, err)
+	}
+	defer rollback(tx)
+	for _, u := range users {
+		var refID any
+		if ref, ok := refs[u.AADObjectID]; ok {
+			_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO conversation_references
+				(tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, service_url,
+				 bot_id, channel_id, locale, first_seen, last_seen)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (tenant_id, conversation_id, user_id) DO NOTHING`),
+				ref.TenantID, ref.UserID, ref.AADObjectID, ref.UserName, ref.Email, ref.ConversationID,
+				string(ref.ConversationType), ref.ServiceURL, ref.BotID, ref.ChannelID, ref.Locale, db.ts(now), db.ts(now))
+			if err != nil {
+				return fmt.Errorf("create the reference of user %s of tenant %s: %w", u.AADObjectID, u.TenantID, err)
+			}
+			var id int64
+			if err := tx.GetContext(ctx, &id, db.rebind(`SELECT id FROM conversation_references
+				WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?`), ref.TenantID, ref.ConversationID, ref.UserID); err != nil {
+				return fmt.Errorf("read the reference of user %s of tenant %s: %w", u.AADObjectID, u.TenantID, err)
+			}
+			refID = id
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO coverage_users (run_id, tenant_id, aad_object_id, installed, reference_id)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, tenant_id, aad_object_id) DO NOTHING`),
+			runID, u.TenantID, u.AADObjectID, u.Installed, refID); err != nil {
+			return fmt.Errorf("save coverage of user %s of tenant %s: %w", u.AADObjectID, u.TenantID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save coverage of run %d: commit: %w", runID, err)
+	}
+	return nil
+}

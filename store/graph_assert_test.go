@@ -8,6 +8,7 @@ import (
 
 // The store is the Graph cross-check's Store and the report's GraphSource.
 var (
-	_ graph.Store        = (*store.DB)(nil)
-	_ report.GraphSource = (*store.DB)(nil)
+	_ graph.Store         = (*store.DB)(nil)
+	_ graph.CoverageStore = (*store.DB)(nil)
+	_ report.GraphSource  = (*store.DB)(nil)
 )

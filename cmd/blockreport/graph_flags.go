@@ -78,7 +78,8 @@ func (g graphConfig) checker(cred *auth.Credential, cfg probeConfig, db *store.D
 		logger.Warn("Graph's per-user app installation APIs are not supported with app-only tokens in GCC High and DoD: expect every tenant to be unavailable", "cloud", cloud)
 	}
 	logger.Info("microsoft graph on", "url", c.URL(), "scope", c.Scope(), "teams_app_id", g.TeamsAppID, "coverage", g.Coverage)
-	k := graph.NewChecker(graph.CheckerConfig{Client: c, Store: db, SkipReachable: g.SkipReachable, Logger: logger, Now: cfg.now})
+	k := graph.NewChecker(graph.CheckerConfig{Client: c, Store: db, SkipReachable: g.SkipReachable, Logger: logger, Now: cfg.now,
+		Coverage: g.Coverage, GlobalServiceURL: graph.GlobalServiceURL(cloud), BotID: "28:" + cfg.cred.AppID})
 	return k, c, nil
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/faketeams"
+	"github.com/blockreport/blockreport/store"
 )
 
 // TestRunWithGraph: "blockreport run --teams-app-id" against faketeams
@@ -30,13 +33,17 @@ func TestRunWithGraph(t *testing.T) {
 		ids[0], ids[1] = ids[1], ids[0]
 	}
 	fake := startFake(t, faketeams.Config{Population: pop, Limits: faketeams.NoLimits(), Graph: faketeams.Graph{Enabled: true,
-		Tenants: []faketeams.GraphTenant{{ID: ids[0], Name: "Contoso Ltd"}, {ID: ids[1], Name: "Fabrikam", NoConsent: true}}}})
+		Tenants: []faketeams.GraphTenant{{ID: ids[0], Name: "Contoso Ltd"}, {ID: ids[1], Name: "Fabrikam", NoConsent: true}},
+		Users: []faketeams.DirectoryUser{
+			{TenantID: ids[0], ID: "eeeeeeee-0000-4000-8000-000000000001", DisplayName: "Nina Never", Department: "Legal"},
+			{TenantID: ids[0], ID: "eeeeeeee-0000-4000-8000-000000000002", DisplayName: "Ines Installed", Department: "Sales", Installed: true},
+		}}})
 	dir := t.TempDir()
 	dbURL := "sqlite:" + filepath.Join(dir, "b.db")
 	openSeeded(t, dbURL, fake.References())
 	out := filepath.Join(dir, "out")
 	stdout, stderr, code := runRunCmd(t, probeEnv(fake, dbURL, nil), "--out", out,
-		"--teams-app-id", faketeams.DefaultManifestID, "--graph-url", fake.GraphURL())
+		"--teams-app-id", faketeams.DefaultManifestID, "--graph-url", fake.GraphURL(), "--coverage")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -53,7 +60,8 @@ func TestRunWithGraph(t *testing.T) {
 			html = string(b)
 		}
 	}
-	for _, want := range []string{"Microsoft Graph checked", "Contoso Ltd", "Graph unavailable for tenant", "By department", "Installed (Graph)"} {
+	for _, want := range []string{"Microsoft Graph checked", "Contoso Ltd", "Graph unavailable for tenant", "By department", "Installed (Graph)",
+		"enabled users in Contoso Ltd can be reached", "Nina Never", `id="coverage"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("HTML report lacks %q", want)
 		}
@@ -74,5 +82,23 @@ func TestRunWithGraph(t *testing.T) {
 	if st.Total(faketeams.RouteGraphBatch) == 0 {
 		t.Error("Graph was never asked")
 	}
-	_ = blockreport.StatusBlocked
+	db, err := store.Open(context.Background(), dbURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	run, err := db.LatestRun(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	err = db.Rows(context.Background(), run.ID, func(r blockreport.Row) error {
+		if r.UserName == "Ines Installed" {
+			found = r.Status == blockreport.StatusReachable
+		}
+		return nil
+	})
+	if err != nil || !found {
+		t.Errorf("the user who installed the app without a reference was not probed reachable in the run (%v)", err)
+	}
 }
