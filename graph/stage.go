@@ -47,12 +47,12 @@ type CheckerConfig struct {
 	GlobalServiceURL string
 	// BotID is the bot's id in conversations ("28:" + app id), stored on
 	// references coverage creates.
-	BotID string
-	Parallel      int           // tenants checked at once, default 16
-	Page          int           // results per page, default 300
-	Poll          time.Duration // while probing, how often to look for new results; default 1s
-	Logger        *slog.Logger
-	Now           func() time.Time
+	BotID    string
+	Parallel int           // tenants checked at once, default 16
+	Page     int           // results per page, default 300
+	Poll     time.Duration // while probing, how often to look for new results; default 1s
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Checker cross-checks a run's results with Graph as they are saved,
