@@ -33,6 +33,7 @@ func (s *Server) trackMessage(w http.ResponseWriter, r *http.Request, req reques
 		s.mu.Lock()
 		s.stats.Messages[req.convID]++
 		s.mu.Unlock()
+		s.recordCards(req.convID, rec.status, body)
 	}
 }
 

@@ -92,6 +92,7 @@ type Server struct {
 	tenants  map[string]*tenantState
 	graph    *graphState // nil: Graph off
 	stats    Stats
+	cards    []Card // cards.go
 }
 
 type conv struct {
