@@ -103,8 +103,14 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 			t.Errorf("reference %d: %s (%s), want reachable", ref.ID, r.Status, r.Detail)
 		}
 	}
-	if r := st.result(t, 3); r.Attempts != 2 || r.HTTPStatus != 201 {
-		t.Errorf("the 401'd reference: %d attempts, HTTP %d; want 2 and 201", r.Attempts, r.HTTPStatus)
+	retried := 0
+	for _, ref := range refs {
+		if r := st.result(t, ref.ID); r.Attempts == 2 && r.HTTPStatus == 201 {
+			retried++
+		}
+	}
+	if retried != 1 {
+		t.Errorf("%d references with 2 attempts ending in HTTP 201, want the one 401'd", retried)
 	}
 	if issued, _ := tok.Counts(); issued != 2 {
 		t.Errorf("%d tokens fetched, want 2", issued)
@@ -178,6 +184,7 @@ func TestUnauthorizedTwiceInterrupts(t *testing.T) {
 	var logs bytes.Buffer
 	cfg := testConfig(t, tok.URL, &logs)
 	cfg.Concurrency = 1 // strict order: the 4th request and its retry are the 401s
+	cfg.Rate = 1e6       // the retry right after the renewal is never held back by the pace
 	p := mustNew(t, cfg)
 	err := p.Run(context.Background(), st, 1)
 	if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrInterrupted) {

@@ -26,19 +26,20 @@ func fakeConfig(fake *faketeams.Server, rate float64, concurrency int) Config {
 	}
 }
 
-// TestPacingAgainstFaketeams: with Teams' 50/s tenant limit and --rate 40,
-// no tenant ever goes above its limit and nothing is throttled.
+// TestPacingAgainstFaketeams: with Teams' limits and the default pace
+// (rate 0: DefaultRate), no tenant ever has more than 50 requests arrive
+// in a sliding second at faketeams, and nothing is throttled.
 func TestPacingAgainstFaketeams(t *testing.T) {
 	if testing.Short() {
-		t.Skip("takes about 3 s of paced requests")
+		t.Skip("takes about 4 s of paced requests")
 	}
-	pop := faketeams.Generate(faketeams.GenerateOptions{Users: 200, Tenants: 2, Seed: 2})
-	fake, err := faketeams.Start(faketeams.Config{Population: pop, Latency: 20 * time.Millisecond})
+	pop := faketeams.Generate(faketeams.GenerateOptions{Users: 4 * 150, Tenants: 4, Seed: 2})
+	fake, err := faketeams.Start(faketeams.Config{Population: pop, Latency: 20 * time.Millisecond, ArrivalJitter: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	p := mustNew(t, fakeConfig(fake, 40, 32))
+	p := mustNew(t, fakeConfig(fake, 0, 0))
 	st := newMemStore(fake.References())
 	if err := p.Run(context.Background(), st, 1); err != nil {
 		t.Fatal(err)
@@ -47,12 +48,13 @@ func TestPacingAgainstFaketeams(t *testing.T) {
 		t.Errorf("%d results, want %d", st.count(), len(pop))
 	}
 	stats := fake.Stats()
-	for tenant, n := range stats.MaxTenantRate {
-		// The client sends at most 40 in any second; what the server
-		// counts also carries scheduling jitter, so the check is the limit.
-		t.Logf("tenant %s: at most %d requests in one second", tenant, n)
-		if n > 50 {
-			t.Errorf("tenant %s: %d requests in one second, above the limit of 50", tenant, n)
+	if len(stats.TenantWindows) != 4 {
+		t.Errorf("tenant windows %v, want 4 tenants", stats.TenantWindows)
+	}
+	for tenant, w := range stats.TenantWindows {
+		t.Logf("tenant %s: busiest second %+v", tenant, w)
+		if w.Arrived > faketeams.TenantLimit || w.Arrived < DefaultRate-2 {
+			t.Errorf("tenant %s: %d requests arrived in its busiest second, want %d..%d", tenant, w.Arrived, DefaultRate-2, faketeams.TenantLimit)
 		}
 	}
 	if stats.Throttled != 0 {

@@ -76,19 +76,26 @@ type Config struct {
 
 	// Concurrency bounds the requests in flight across tenants (default
 	// 256). The per-tenant rate, not this, paces the run; it only has to
-	// cover tenants × rate × latency (20 tenants at 40/s with a 150 ms mean
-	// latency keep ~120 requests in flight).
+	// cover tenants × rate × latency (20 tenants at 48/s with a 150 ms mean
+	// latency keep ~150 requests in flight). A request holds its slot only
+	// while it is on the wire, never while it waits for its pace, a pause
+	// or a backoff.
 	Concurrency       int
-	TenantParallelism int           // tenants dispatched at once, default 64
-	Rate              float64       // requests per second per tenant, default 40
-	Timeout           time.Duration // per request, default 15s
-	Attempts          int           // per request, default 5
-	Grace             time.Duration // for in-flight probes after cancellation, default 10s; negative: none
-	BackoffBase       time.Duration // first retry backoff, default 1s
-	BackoffMax        time.Duration // default 30s
-	MaxRetryAfter     time.Duration // cap on a Retry-After pause, default 2m
-	BatchSize         int           // results per SaveResults, default 500
-	FlushEvery        time.Duration // default 250ms (message mode 100ms)
+	TenantParallelism int // tenants dispatched at once, default 64
+	// Rate is the ceiling of each tenant's pace in requests per second
+	// (default DefaultRate, Teams' 50 less 4 %): no sliding second holds
+	// more than floor(Rate) of a tenant's requests. The pace adapts under
+	// it (see pacer).
+	Rate float64
+
+	Timeout       time.Duration // per request, default 15s
+	Attempts      int           // per request, default 5
+	Grace         time.Duration // for in-flight probes after cancellation, default 10s; negative: none
+	BackoffBase   time.Duration // first retry backoff, default 1s
+	BackoffMax    time.Duration // default 30s
+	MaxRetryAfter time.Duration // cap on a Retry-After pause, default 2m
+	BatchSize     int           // results per SaveResults, default 500
+	FlushEvery    time.Duration // default 250ms (message mode 100ms)
 	// StoreWait is how long a failing store (SaveResults, Pending) is
 	// retried with backoff before the run stops as interrupted: a database
 	// restart or failover only pauses the run. Default 60s; negative: no retry.
@@ -123,7 +130,7 @@ func (c *Config) defaults() {
 		c.TenantParallelism = 64
 	}
 	if c.Rate <= 0 {
-		c.Rate = 40
+		c.Rate = DefaultRate
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 15 * time.Second
@@ -314,7 +321,7 @@ func (p *Prober) pacer(tenant string) *pacer {
 	defer p.mu.Unlock()
 	pc, ok := p.pacers[tenant]
 	if !ok {
-		pc = newPacer(p.cfg.Rate)
+		pc = newPacer(p.cfg.Rate, time.Now)
 		p.pacers[tenant] = pc
 	}
 	return pc
@@ -401,9 +408,10 @@ type session struct {
 	dispatch context.Context // cancelled on ctx cancel or a fatal error
 	inflight context.Context // detached from ctx; cancelled after the grace
 	results  chan blockreport.Result
-	slots    errgroup.Group
-	sends    SendLog // message mode only
-	unsent   unsent  // message mode: claimed, provably never sent
+	slots    errgroup.Group // probes alive (bounds memory)
+	conns    chan struct{}  // requests on the wire (Concurrency)
+	sends    SendLog        // message mode only
+	unsent   unsent         // message mode: claimed, provably never sent
 
 	once   sync.Once
 	err    error
@@ -433,8 +441,11 @@ func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []strin
 	s := &session{
 		p: p, runID: runID, dispatch: dispatch, inflight: inflight, cancel: cancel,
 		results: make(chan blockreport.Result, p.cfg.BatchSize), sends: sends,
+		conns: make(chan struct{}, p.cfg.Concurrency),
 	}
-	s.slots.SetLimit(p.cfg.Concurrency)
+	// Probes waiting for their pace, a pause or a backoff hold no
+	// connection slot; this bounds how many are alive at once.
+	s.slots.SetLimit(2*p.cfg.Concurrency + p.cfg.TenantParallelism)
 
 	done := make(chan struct{})
 	defer close(done)
@@ -485,8 +496,9 @@ func (p *Prober) run(ctx context.Context, st Store, runID int64, tenants []strin
 }
 
 // dispatchTenant streams the tenant's pending references and starts one
-// probe per reference, paced before it takes a concurrency slot so that a
-// slow tenant does not hold slots others could use.
+// probe per reference at the time the tenant's pacer gives it; waiting
+// for it holds no slot, so a slow or paused tenant does not hold slots
+// others could use.
 func (s *session) dispatchTenant(st Store, tenant string) {
 	log := s.p.cfg.Logger.With("run", s.runID, "tenant", tenant)
 	pc := s.p.pacer(tenant)
@@ -547,7 +559,7 @@ func (s *session) dispatchTenant(st Store, tenant string) {
 // start paces and starts the probe of one reference; its result, if it
 // gets one, goes to the writer.
 func (s *session) start(t toProbe, pc *pacer) error {
-	if err := pc.wait(s.dispatch); err != nil {
+	if err := sleepUntil(s.dispatch, time.Now, pc.reserve()); err != nil {
 		if s.sends != nil {
 			s.unsent.add(t.ref.ID)
 		}

@@ -262,38 +262,66 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 	p := s.p
 	var o outcome
 	gccTried, renewed := false, false
+	held := false // a connection slot kept for the retry after a 401
 	for {
 		if !paced {
-			if err := pc.wait(s.dispatch); err != nil {
+			if err := sleepUntil(s.dispatch, time.Now, pc.reserve()); err != nil {
 				o.drop = true
 				return o
 			}
 		}
 		paced = false
-		// No new request once the run stopped (first 401, token or store
-		// failure, cancellation); in-flight ones were already sent.
-		if s.dispatch.Err() != nil {
-			o.drop = true
-			return o
-		}
-		tok, err := p.cred.Token(s.inflight, "", p.scope)
-		if err != nil {
-			s.fail(tokenStops(err))
-			o.drop = true
-			return o
-		}
 		u := join(*base, c.query, c.segs...)
 		if err := p.allow.check(u); err != nil { // defence in depth
 			s.fail(fmt.Errorf("refusing to send the token to %q: %w", u.Host, err))
 			o.drop = true
 			return o
 		}
-		if err := pc.admit(s.dispatch); err != nil {
+		if !held {
+			if err := s.acquire(pc); err != nil {
+				o.drop = true
+				return o
+			}
+		}
+		held = false
+		// No new request once the run stopped (first 401, token or store
+		// failure, cancellation); in-flight ones were already sent.
+		if s.dispatch.Err() != nil {
+			<-s.conns
 			o.drop = true
 			return o
 		}
+		// The token is read holding the slot, right before the request:
+		// one fetched before a wait could have been renewed meanwhile.
+		tok, err := p.cred.Token(s.inflight, "", p.scope)
+		if err != nil {
+			<-s.conns
+			s.fail(tokenStops(err))
+			o.drop = true
+			return o
+		}
+		sentAt := time.Now()
 		o.status, o.body, o.header, o.written, o.err = s.do(u, c, tok)
 		o.attempts++
+		if o.err == nil && o.status == http.StatusUnauthorized && !renewed {
+			// A revoked or rolled-over token: fetch a fresh one (from no
+			// cache) and retry this request once, at once, keeping the
+			// slot (a token request, no sleep) when the pacer allows.
+			renewed = true
+			if _, err := p.cred.Renew(s.inflight, "", p.scope, tok); err != nil {
+				<-s.conns
+				s.fail(tokenStops(err))
+				o.drop = true
+				return o
+			}
+			if d, _ := pc.take(); d == 0 {
+				held, paced = true, true
+				continue
+			}
+			<-s.conns
+			continue
+		}
+		<-s.conns
 		if c.once && deliveryUnknown(o) {
 			o.unknown = true // not retried, not dropped: see once.go
 			return o
@@ -314,16 +342,6 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			return o
 		}
 		switch {
-		case o.status == http.StatusUnauthorized && !renewed:
-			// A revoked or rolled-over token: fetch a fresh one (from no
-			// cache) and retry this request once.
-			renewed = true
-			if _, err := p.cred.Renew(s.inflight, "", p.scope, tok); err != nil {
-				s.fail(tokenStops(err))
-				o.drop = true
-				return o
-			}
-			continue
 		case o.status == http.StatusUnauthorized:
 			_, reason, detail := Classify(o.status, o.body)
 			s.fail(fmt.Errorf("%w, also a freshly fetched one: %s %s (%s: %s): check --app-id, the credential, --cloud and that the bot is registered for Teams; the run stops (%w)",
@@ -341,7 +359,7 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			if !ok {
 				d = min(p.backoff(o.attempts), p.cfg.MaxRetryAfter)
 			}
-			pc.throttled(d)
+			pc.throttled(sentAt, d)
 		}
 		if !retryable(o.status) {
 			// Any definite answer (a 403 Blocked as much as a 200) shows the
@@ -352,11 +370,38 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 		if o.attempts >= p.cfg.Attempts {
 			return o
 		}
-		if o.status != http.StatusTooManyRequests { // a 429 pause is waited in pc.wait
+		if o.status != http.StatusTooManyRequests { // a 429 pause is in the pacer's schedule
 			if sleep(s.dispatch, p.backoff(o.attempts)) != nil {
 				o.drop = true
 				return o
 			}
+		}
+	}
+}
+
+// acquire takes a connection slot and, holding it, the pacer's send time;
+// when the pacer refuses (a pause began, or a late send just went out), it
+// gives the slot back before it waits: nothing sleeps holding a slot.
+func (s *session) acquire(pc *pacer) error {
+	for {
+		select {
+		case s.conns <- struct{}{}:
+		case <-s.dispatch.Done():
+			return s.dispatch.Err()
+		}
+		d, paused := pc.take()
+		if d == 0 {
+			return nil
+		}
+		<-s.conns
+		var err error
+		if paused {
+			err = sleepUntil(s.dispatch, time.Now, pc.reserve())
+		} else {
+			err = sleep(s.dispatch, d)
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

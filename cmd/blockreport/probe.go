@@ -120,7 +120,7 @@ func (cfg *probeConfig) register(fs *flagSet, getenv func(string) string) {
 	fs.stringVar(&cfg.Mode, "mode", "typing", "probe: typing (low intrusion), message (sends --message-file; the documented method) or members (read-only; never detects blocks)", "BLOCKREPORT_MODE")
 	fs.stringVar(&cfg.MessageFile, "message-file", "", "message mode: file with the text or Adaptive Card JSON to send", "BLOCKREPORT_MESSAGE_FILE")
 	fs.intVar(&cfg.Concurrency, "concurrency", probe.DefaultConcurrency, "requests in flight at most, across tenants (the per-tenant --rate paces the run)", "BLOCKREPORT_CONCURRENCY")
-	fs.floatVar(&cfg.Rate, "rate", 40, "requests per second per tenant (Teams allows 50)", "BLOCKREPORT_RATE")
+	fs.floatVar(&cfg.Rate, "rate", probe.DefaultRate, "ceiling of requests per second per tenant: no second holds more (Teams allows 50); the pace adapts under it on 429s", "BLOCKREPORT_RATE")
 	fs.durationVar(&cfg.Timeout, "timeout", 15*time.Second, "timeout of one request", "BLOCKREPORT_TIMEOUT")
 	fs.intVar(&cfg.Attempts, "attempts", 5, "attempts per request for retryable answers (412, 429, 502, 503, 504, network errors; in message mode only 429 and connections that failed before sending)", "BLOCKREPORT_ATTEMPTS")
 	fs.durationVar(&cfg.Grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time in-flight probes get to finish (0: none, they are cut off)", "BLOCKREPORT_GRACE")
