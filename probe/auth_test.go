@@ -184,7 +184,7 @@ func TestUnauthorizedTwiceInterrupts(t *testing.T) {
 	var logs bytes.Buffer
 	cfg := testConfig(t, tok.URL, &logs)
 	cfg.Concurrency = 1 // strict order: the 4th request and its retry are the 401s
-	cfg.Rate = 1e6       // the retry right after the renewal is never held back by the pace
+	cfg.Rate = 1e6      // the retry right after the renewal is never held back by the pace
 	p := mustNew(t, cfg)
 	err := p.Run(context.Background(), st, 1)
 	if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrInterrupted) {

@@ -25,6 +25,15 @@ const (
 	codeConversationNotFound = "ConversationNotFound"
 	codeMemberNotFound       = "MemberNotFoundInConversation"
 	codeInvalidBotAPIHost    = "InvalidBotApiHost"
+	// Seen in the field since the first build (teams-api.md §7): the user
+	// disabled the bot (a block), and named 403s that stay forbidden.
+	codeDisabledByUser       = "BotDisabledByUser"
+	codeNotEnoughPermissions = "NotEnoughPermissions"
+	codeTenantNoPermission   = "TenantNoPermission"
+	codeCapabilityOverride   = "CapabilityOverride"
+	// CodeMessageSizeTooBig is the 413 of a message over Teams' size
+	// limit: never retried.
+	CodeMessageSizeTooBig = "MessageSizeTooBig"
 )
 
 // knownCodes maps each recognised code to the status a 403 (or 404 for the
@@ -43,6 +52,11 @@ var knownCodes = []struct {
 	{codeConversationNotFound, blockreport.StatusNotFound, 404},
 	{codeMemberNotFound, blockreport.StatusNotFound, 404},
 	{codeInvalidBotAPIHost, blockreport.StatusForbidden, 403},
+	{codeDisabledByUser, blockreport.StatusBlocked, 403},
+	{codeNotEnoughPermissions, blockreport.StatusForbidden, 403},
+	{codeTenantNoPermission, blockreport.StatusForbidden, 403},
+	{codeCapabilityOverride, blockreport.StatusForbidden, 403},
+	{CodeMessageSizeTooBig, blockreport.StatusFailed, 413},
 }
 
 // knownTexts are the documented messages of the codes above, for bodies that

@@ -29,6 +29,7 @@ func messageConfig(t *testing.T, tokenURL string) Config {
 func TestMessageModeRetryRule(t *testing.T) {
 	tok, _ := tokenServer(t)
 	blocked := `{"error":{"code":"ConversationBlockedByUser","message":"User blocked the conversation with the bot."}}`
+	tooBig := `{"error":{"code":"MessageSizeTooBig","message":"Message size too large."}}`
 	tests := []struct {
 		name       string
 		mode       Mode
@@ -48,6 +49,8 @@ func TestMessageModeRetryRule(t *testing.T) {
 		{"429 then 503", ModeMessage, []int{429, 503, 201}, "", blockreport.StatusFailed, ReasonDeliveryUnknown, 2},
 		{"403 blocked", ModeMessage, []int{403}, blocked, blockreport.StatusBlocked, "ConversationBlockedByUser", 1},
 		{"400 refused", ModeMessage, []int{400, 201}, "", blockreport.StatusFailed, "HTTP 400", 1},
+		{"413 never retried", ModeMessage, []int{413, 201}, tooBig, blockreport.StatusFailed, CodeMessageSizeTooBig, 1},
+		{"typing: 413 never retried", ModeTyping, []int{413, 201}, tooBig, blockreport.StatusFailed, CodeMessageSizeTooBig, 1},
 		{"typing keeps retrying 503", ModeTyping, []int{503, 504, 412, 201}, "", blockreport.StatusReachable, "HTTP 201", 4},
 		{"members keeps retrying 502", ModeMembers, []int{502, 200}, "", blockreport.StatusReachable, "HTTP 200", 2},
 	}

@@ -19,7 +19,8 @@ const (
 )
 
 // pacer paces one tenant's requests: one schedule of send times, shared
-// by first attempts and retries.
+// by first attempts and retries, and at the moment of sending the check of
+// the sliding window it promises.
 //
 // Its rate adapts (AIMD): it starts at the ceiling (--rate); a 429 pauses
 // the tenant (Retry-After, else backoff) and halves the rate, once per
@@ -28,55 +29,69 @@ const (
 // answers back (additive increase) up to the ceiling.
 //
 // Requests ask for a send time (reserve) and wait for it without holding a
-// connection slot. Holding one, right before the request goes out, take
-// checks the hard guarantee: consecutive sends are at least minGap =
-// 1 s / floor(ceiling) apart, so no sliding 1 s window holds more than
-// floor(ceiling) sends, however late slots free up, bursts included; and
-// nothing is sent while the tenant is paused. When take refuses, the
-// caller gives its slot back before it waits.
+// connection slot. The schedule is anchored: a request that goes out late
+// does not move the ones after it, and up to catchUp of time lost (a late
+// timer, a busy machine) is made up, at 1.25 × the ceiling at most: smooth,
+// so that the network's jitter cannot bunch sends at Teams' door. Holding
+// a slot, right before the request goes out, take checks the guarantee:
+// no sliding window of span (1 s) holds more than k = floor(ceiling) sends,
+// bursts and catch-up included, no two sends are closer than 80 % of the
+// ceiling's spacing, and nothing is sent while the tenant is paused. When take refuses, the caller gives its slot back before it
+// waits.
 type pacer struct {
 	now     func() time.Time
 	ceiling float64
-	minGap  time.Duration
+	span    time.Duration // window of the guarantee: 1 s (longer under 1/s, shorter over maxWindow/s)
+	minGap  time.Duration // between two sends: 80 % of the spacing at the ceiling
 
 	mu          sync.Mutex
-	cur         float64   // current rate, in [floor, ceiling]
-	next        time.Time // earliest time the next reservation gets
-	last        time.Time // the last send
+	cur         float64     // current rate, in [minRate, ceiling]
+	next        time.Time   // the next free slot of the schedule
+	sent        []time.Time // ring of the last k send times
+	head        int         // oldest entry of sent
 	pausedUntil time.Time
 	lastCut     time.Time // when the rate was last halved
 }
 
-const minRate = 0.5 // requests per second a throttled tenant never drops below
+const (
+	minRate = 0.5 // requests per second a throttled tenant never drops below
+	// maxWindow bounds the ring of a very fast tenant (a --rate over 512/s
+	// promises k sends per k/rate seconds instead of per second).
+	maxWindow = 512
+	// catchUp is how much lost schedule a tenant may make up at once.
+	catchUp = 100 * time.Millisecond
+)
 
 func newPacer(ceiling float64, now func() time.Time) *pacer {
 	if now == nil {
 		now = time.Now
 	}
-	// Integer nanoseconds rounded up: k sends minGap apart span
-	// (k-1)·minGap, which is under 1 s only for k <= floor(ceiling).
-	n := math.Floor(ceiling)
-	if n < 1 {
-		n = ceiling // under 1/s: one send per 1/ceiling seconds
+	k, span := int(ceiling), time.Second
+	switch {
+	case ceiling < 1:
+		k, span = 1, time.Duration(math.Ceil(float64(time.Second)/ceiling))
+	case k > maxWindow:
+		k, span = maxWindow, time.Duration(float64(maxWindow)/ceiling*float64(time.Second))
 	}
-	gap := time.Duration(math.Ceil(float64(time.Second) / n))
-	return &pacer{now: now, ceiling: ceiling, minGap: gap, cur: ceiling}
+	return &pacer{now: now, ceiling: ceiling, span: span, minGap: span * 4 / time.Duration(5*k),
+		cur: ceiling, sent: make([]time.Time, k)}
 }
 
-// gap is the spacing of reservations at the current rate (at least minGap).
+// gap is the spacing of the schedule at the current rate.
 func (p *pacer) gap() time.Duration {
-	return max(p.minGap, time.Duration(math.Ceil(float64(time.Second)/p.cur)))
+	return time.Duration(math.Ceil(float64(time.Second) / p.cur))
 }
 
-// reserve returns the time at which the caller may send and books it.
+// reserve books the next slot of the schedule and returns its time, which
+// may be just past (send at once).
 func (p *pacer) reserve() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t := p.now()
-	if p.next.After(t) {
-		t = p.next
+	t := p.next
+	if floor := p.now().Add(-catchUp); t.Before(floor) {
+		t = floor // idle: only catchUp of the lost schedule is made up
 	}
-	if p.pausedUntil.After(t) {
+	if t.Before(p.pausedUntil) {
 		t = p.pausedUntil
 	}
 	p.next = t.Add(p.gap())
@@ -85,13 +100,10 @@ func (p *pacer) reserve() time.Time {
 
 // take is called holding a connection slot, right before the request is
 // sent: it records the send and returns 0, or how long to wait before
-// asking again when another send went out less than minGap ago, or
-// paused when the tenant is paused. Either way the caller gives the slot
-// back first; after a pause it reserves a new time (asking again at the
-// pause's end would wake every waiter together).
-//
-// A late send does not push the schedule: the sends behind it wait at
-// most minGap each, and the tenant keeps its pace.
+// asking again when the window is full, or paused when the tenant is
+// paused. Either way the caller gives the slot back first; after a pause it
+// reserves a new slot (asking again at the pause's end would wake every
+// waiter together).
 func (p *pacer) take() (wait time.Duration, paused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -99,12 +111,19 @@ func (p *pacer) take() (wait time.Duration, paused bool) {
 	if now.Before(p.pausedUntil) {
 		return p.pausedUntil.Sub(now), true
 	}
-	if !p.last.IsZero() {
-		if d := p.last.Add(p.minGap).Sub(now); d > 0 {
+	// The k-th send back must have left the window (now-span, now], and
+	// catching up never sends faster than 1.25 × the ceiling.
+	if oldest := p.sent[p.head]; !oldest.IsZero() {
+		if d := oldest.Add(p.span).Sub(now); d > 0 {
 			return d, false
 		}
 	}
-	p.last = now
+	last := p.sent[(p.head+len(p.sent)-1)%len(p.sent)]
+	if d := last.Add(p.minGap).Sub(now); !last.IsZero() && d > 0 {
+		return d, false
+	}
+	p.sent[p.head] = now
+	p.head = (p.head + 1) % len(p.sent)
 	return 0, false
 }
 

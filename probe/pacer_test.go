@@ -102,9 +102,10 @@ func (s *sim) run(t *testing.T, seed uint64) {
 		switch e.phase {
 		case 0:
 			at := s.pc.reserve()
-			if at.Before(clock.t) {
-				t.Fatalf("reservation %v in the past (now %v)", at, clock.t)
+			if at.Before(clock.t.Add(-catchUp)) {
+				t.Fatalf("reservation %v more than catchUp in the past (now %v)", at, clock.t)
 			}
+			at = later(at, clock.t)
 			delay := time.Duration(0)
 			if s.slotDelay > 0 {
 				delay = time.Duration(rng.Int64N(int64(s.slotDelay)))
@@ -150,6 +151,13 @@ func (s *sim) run(t *testing.T, seed uint64) {
 	}
 }
 
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // TestPacerNeverExceedsWindow: whatever the bursts, slot delays and 429
 // storms, no sliding window of 1 s (nor 2 s, nor 10 s) holds more sends
 // than floor(ceiling) per second, nothing is sent during a pause, and the
@@ -159,13 +167,13 @@ func TestPacerNeverExceedsWindow(t *testing.T) {
 		name string
 		sim  sim
 	}{
-		{"steady at the default", sim{ceiling: DefaultRate, requests: 2000, burst: 1, burstEvery: 20 * time.Millisecond, latency: 100 * time.Millisecond}},
-		{"one burst of 2000", sim{ceiling: DefaultRate, requests: 2000, burst: 2000, latency: 300 * time.Millisecond}},
-		{"bursts and slow slots", sim{ceiling: DefaultRate, requests: 3000, burst: 300, burstEvery: 2 * time.Second,
+		{"steady at the default", sim{ceiling: DefaultRate, requests: 600, burst: 1, burstEvery: 20 * time.Millisecond, latency: 100 * time.Millisecond}},
+		{"one burst of 1000", sim{ceiling: DefaultRate, requests: 1000, burst: 1000, latency: 300 * time.Millisecond}},
+		{"bursts and slow slots", sim{ceiling: DefaultRate, requests: 1200, burst: 300, burstEvery: 2 * time.Second,
 			slotDelay: 700 * time.Millisecond, latency: 300 * time.Millisecond}},
-		{"non-integer ceiling", sim{ceiling: 47.9, requests: 1500, burst: 1500, slotDelay: 50 * time.Millisecond, latency: 100 * time.Millisecond}},
+		{"non-integer ceiling", sim{ceiling: 47.9, requests: 600, burst: 600, slotDelay: 50 * time.Millisecond, latency: 100 * time.Millisecond}},
 		{"ceiling under 1/s", sim{ceiling: 0.5, requests: 20, burst: 20, latency: 100 * time.Millisecond}},
-		{"--rate above the limit", sim{ceiling: 200, requests: 3000, burst: 3000, slotDelay: 20 * time.Millisecond, latency: 100 * time.Millisecond}},
+		{"--rate above the limit", sim{ceiling: 200, requests: 1500, burst: 1500, slotDelay: 20 * time.Millisecond, latency: 100 * time.Millisecond}},
 		{"429 storm: server allows 20/s", sim{ceiling: DefaultRate, requests: 1500, burst: 1500, slotDelay: 100 * time.Millisecond,
 			latency: 300 * time.Millisecond, serverLimit: 20, retryAfter: time.Second}},
 		{"429 storm with long pauses", sim{ceiling: DefaultRate, requests: 800, burst: 400, burstEvery: 3 * time.Second,
@@ -173,7 +181,7 @@ func TestPacerNeverExceedsWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for seed := range uint64(5) {
+			for seed := range uint64(3) {
 				s := tt.sim
 				s.run(t, seed)
 				for _, w := range []time.Duration{time.Second, 2 * time.Second, 10 * time.Second} {
@@ -187,7 +195,7 @@ func TestPacerNeverExceedsWindow(t *testing.T) {
 				}
 				for i := 1; i < len(s.sends); i++ {
 					if gap := s.sends[i].Sub(s.sends[i-1]); gap < s.pc.minGap {
-						t.Fatalf("seed %d: sends %d and %d %v apart, under %v", seed, i-1, i, gap, s.pc.minGap)
+						t.Fatalf("seed %d: sends %d and %d %v apart, under %v (twice the ceiling)", seed, i-1, i, gap, s.pc.minGap)
 					}
 				}
 				for _, p := range s.pauses {
@@ -273,32 +281,65 @@ func TestPacerAIMD(t *testing.T) {
 	}
 }
 
-// TestPacerReservationsSpaced: reservations follow the current rate; a
-// late send holds the next one back by minGap, without moving the schedule.
-func TestPacerReservationsSpaced(t *testing.T) {
+// TestPacerSchedule: reservations follow the current rate; after idle time
+// only catchUp of the schedule is made up at once; a late send does not
+// move the schedule; take allows bursts up to k sends in any second, and
+// no more.
+func TestPacerSchedule(t *testing.T) {
 	clock := &simClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	pc := newPacer(50, clock.now)
 	a, b := pc.reserve(), pc.reserve()
 	if got := b.Sub(a); got != 20*time.Millisecond {
 		t.Errorf("reservations %v apart at 50/s, want 20ms", got)
 	}
-	// The first send is 15 ms late; the second, on time, must wait.
-	clock.t = a.Add(15 * time.Millisecond)
+	clock.t = clock.t.Add(10 * time.Second) // idle
+	var past int
+	for range 10 {
+		if !pc.reserve().After(clock.t) {
+			past++
+		}
+	}
+	if past != 6 { // now-100ms, -80, -60, -40, -20, now
+		t.Errorf("%d reservations due at once after idling, want 6 (100 ms of catch-up at 50/s)", past)
+	}
+	// A late send: the next reservation is still on the schedule.
+	next := pc.reserve()
+	clock.t = next.Add(15 * time.Millisecond)
 	if d, _ := pc.take(); d != 0 {
-		t.Fatalf("first send: wait %v", d)
+		t.Fatalf("late send refused: %v", d)
 	}
-	clock.t = b
-	if d, paused := pc.take(); d != 15*time.Millisecond || paused {
-		t.Errorf("second send 5 ms after the late first one: wait %v (paused %v), want 15ms", d, paused)
+	if got := pc.reserve(); !got.Equal(next.Add(20 * time.Millisecond)) {
+		t.Errorf("reservation after a late send at +%v, want +20ms", got.Sub(next))
 	}
-	clock.t = a.Add(35 * time.Millisecond)
-	if d, _ := pc.take(); d != 0 {
-		t.Errorf("second send 20 ms after the late first one: wait %v", d)
+
+	w := newPacer(3, clock.now)
+	t0 := clock.t
+	// At 3/s sends may come every 4/15 s (1.25 × the pace), not sooner,
+	// and no 4 in a second.
+	if d, _ := w.take(); d != 0 {
+		t.Fatalf("first send refused: %v", d)
 	}
-	// The late send did not push the schedule: the next reservation is
-	// the third slot.
-	if c := pc.reserve(); !c.Equal(a.Add(40 * time.Millisecond)) {
-		t.Errorf("next reservation %v after the first, want 40ms", c.Sub(a))
+	clock.t = t0.Add(10 * time.Millisecond)
+	if d, _ := w.take(); d != 4*time.Second/15-10*time.Millisecond {
+		t.Errorf("send 10 ms after the last: wait %v, want the rest of 4/15 s", d)
+	}
+	for i := 1; i < 3; i++ {
+		clock.t = t0.Add(time.Duration(i) * 4 * time.Second / 15)
+		if d, _ := w.take(); d != 0 {
+			t.Fatalf("send %d, 4/15 s apart at 3/s, refused: %v", i, d)
+		}
+	}
+	clock.t = t0.Add(time.Second/3*2 + time.Millisecond)
+	if d, paused := w.take(); d != time.Second-time.Second/3*2-time.Millisecond || paused {
+		t.Errorf("4th send within a second: wait %v (paused %v), want 332ms", d, paused)
+	}
+	clock.t = t0.Add(time.Second - time.Millisecond)
+	if d, _ := w.take(); d != time.Millisecond {
+		t.Errorf("4th send 1 ms before the first left the window: wait %v, want 1ms", d)
+	}
+	clock.t = t0.Add(time.Second)
+	if d, _ := w.take(); d != 0 {
+		t.Errorf("send once the first left the window: wait %v", d)
 	}
 }
 

@@ -233,6 +233,9 @@ func New(cfg Config) (*Prober, error) {
 		if p.message, err = parseMessage(cfg.Message); err != nil {
 			return nil, err
 		}
+		if err := checkSize(p.message); err != nil {
+			return nil, err
+		}
 	}
 	gcc := cfg.GCCServiceURL
 	if gcc == "" {
@@ -356,10 +359,53 @@ func ServiceURLChecker(cloud Cloud, allowHosts []string) (func(serviceURL string
 }
 
 // CheckMessage returns nil when b, the contents of a message file, is a
-// message message mode can send (text, an Adaptive Card or an activity).
+// message message mode can send (text, an Adaptive Card or an activity)
+// within Teams' size limit; an error wrapping ErrMessageTooBig otherwise
+// says by how much it is over.
 func CheckMessage(b []byte) error {
-	_, err := parseMessage(b)
-	return err
+	msg, err := parseMessage(b)
+	if err != nil {
+		return err
+	}
+	return checkSize(msg)
+}
+
+// MaxMessageBytes is Teams' documented size limit of a bot message: 100 KB
+// of the activity encoded as UTF-16 ("format your bot messages"; Teams
+// answers 413 MessageSizeTooBig over it).
+const MaxMessageBytes = 100 << 10
+
+// ErrMessageTooBig is the error of a message file over MaxMessageBytes.
+var ErrMessageTooBig = errors.New("message too big for Teams")
+
+// activityOverhead bounds what the probe adds to the message for each
+// conversation (type, channel, from, recipient, conversation, locale).
+const activityOverhead = 1024
+
+// checkSize rejects a message whose activity would be over Teams' limit.
+func checkSize(msg map[string]any) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("message file: %w", err)
+	}
+	if n := utf16Size(b) + 2*activityOverhead; n > MaxMessageBytes {
+		return fmt.Errorf("%w: the activity would be about %d KB as UTF-16, Teams accepts at most %d KB (it answers 413 MessageSizeTooBig); shorten the message or the card",
+			ErrMessageTooBig, (n+1023)/1024, MaxMessageBytes/1024)
+	}
+	return nil
+}
+
+// utf16Size is the size of b (UTF-8) once encoded as UTF-16.
+func utf16Size(b []byte) int {
+	n := 0
+	for _, r := range string(b) {
+		if r >= 0x10000 {
+			n += 4
+		} else {
+			n += 2
+		}
+	}
+	return n
 }
 
 // CheckToken gets the connector token; its error wraps ErrToken and says

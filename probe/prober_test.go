@@ -607,3 +607,36 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageTooBig: a message whose activity is over Teams' 100 KB (as
+// UTF-16) is refused by CheckMessage and New, with ErrMessageTooBig; one
+// under it passes.
+func TestMessageTooBig(t *testing.T) {
+	tok, _ := tokenServer(t)
+	for _, tt := range []struct {
+		name string
+		msg  string
+		big  bool
+	}{
+		{"short text", "Hello", false},
+		{"48 KB of ASCII text", strings.Repeat("a", 48<<10), false},
+		{"51 KB of ASCII text", strings.Repeat("a", 51<<10), true},
+		{"an Adaptive Card over the limit", `{"type":"AdaptiveCard","body":[{"type":"TextBlock","text":"` + strings.Repeat("é", 60<<10) + `"}]}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckMessage([]byte(tt.msg))
+			if got := errors.Is(err, ErrMessageTooBig); got != tt.big {
+				t.Fatalf("CheckMessage: %v, want too big %v", err, tt.big)
+			}
+			cfg := testConfig(t, tok.URL, nil)
+			cfg.Mode, cfg.Message = ModeMessage, []byte(tt.msg)
+			_, err = New(cfg)
+			if got := errors.Is(err, ErrMessageTooBig); got != tt.big {
+				t.Fatalf("New: %v, want too big %v", err, tt.big)
+			}
+			if tt.big && !strings.Contains(err.Error(), "100 KB") {
+				t.Errorf("error %q does not name the limit", err)
+			}
+		})
+	}
+}

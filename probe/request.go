@@ -277,26 +277,15 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			o.drop = true
 			return o
 		}
-		if !held {
-			if err := s.acquire(pc); err != nil {
-				o.drop = true
-				return o
-			}
-		}
+		// A connection slot, then the token (read holding the slot: one
+		// fetched before a wait could have been renewed meanwhile), then,
+		// right before the request goes out, the pacer's say.
+		tok, err := s.acquire(pc, held)
 		held = false
-		// No new request once the run stopped (first 401, token or store
-		// failure, cancellation); in-flight ones were already sent.
-		if s.dispatch.Err() != nil {
-			<-s.conns
-			o.drop = true
-			return o
-		}
-		// The token is read holding the slot, right before the request:
-		// one fetched before a wait could have been renewed meanwhile.
-		tok, err := p.cred.Token(s.inflight, "", p.scope)
 		if err != nil {
-			<-s.conns
-			s.fail(tokenStops(err))
+			if nt, ok := err.(noToken); ok {
+				s.fail(tokenStops(nt.err))
+			}
 			o.drop = true
 			return o
 		}
@@ -314,12 +303,18 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 				o.drop = true
 				return o
 			}
-			if d, _ := pc.take(); d == 0 {
-				held, paced = true, true
-				continue
-			}
-			<-s.conns
+			held, paced = true, true // the slot goes to the retry
 			continue
+		}
+		if o.err == nil && o.status == http.StatusUnauthorized {
+			// Stop the run before the slot is free: no request may start
+			// after a fresh token was refused too.
+			_, reason, detail := Classify(o.status, o.body)
+			s.fail(fmt.Errorf("%w, also a freshly fetched one: %s %s (%s: %s): check --app-id, the credential, --cloud and that the bot is registered for Teams; the run stops (%w)",
+				ErrUnauthorized, c.method, u.Host, reason, detail, ErrInterrupted))
+			<-s.conns
+			o.drop = true
+			return o
 		}
 		<-s.conns
 		if c.once && deliveryUnknown(o) {
@@ -342,12 +337,6 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 			return o
 		}
 		switch {
-		case o.status == http.StatusUnauthorized:
-			_, reason, detail := Classify(o.status, o.body)
-			s.fail(fmt.Errorf("%w, also a freshly fetched one: %s %s (%s: %s): check --app-id, the credential, --cloud and that the bot is registered for Teams; the run stops (%w)",
-				ErrUnauthorized, c.method, u.Host, reason, detail, ErrInterrupted))
-			o.drop = true
-			return o
 		case o.status == http.StatusForbidden && !gccTried && p.gcc != nil && (*base).String() != p.gcc.String():
 			if _, reason, _ := Classify(o.status, o.body); reason == codeInvalidBotAPIHost {
 				gccTried = true
@@ -379,29 +368,51 @@ func (s *session) send(base **url.URL, pc *pacer, paced bool, c call) outcome {
 	}
 }
 
-// acquire takes a connection slot and, holding it, the pacer's send time;
-// when the pacer refuses (a pause began, or a late send just went out), it
-// gives the slot back before it waits: nothing sleeps holding a slot.
-func (s *session) acquire(pc *pacer) error {
+// noToken is a token failure in acquire.
+type noToken struct{ err error }
+
+func (e noToken) Error() string { return e.err.Error() }
+func (e noToken) Unwrap() error { return e.err }
+
+// acquire takes a connection slot (unless held), the token and, holding
+// them, the pacer's send time; when the pacer refuses (a pause began, or
+// the window is full) it gives the slot back before it waits: nothing
+// sleeps holding a slot. It returns holding the slot, or an error without
+// it: the run stopped (no request may start), or a noToken.
+func (s *session) acquire(pc *pacer, held bool) (string, error) {
+	p := s.p
 	for {
-		select {
-		case s.conns <- struct{}{}:
-		case <-s.dispatch.Done():
-			return s.dispatch.Err()
+		if !held {
+			select {
+			case s.conns <- struct{}{}:
+			case <-s.dispatch.Done():
+				return "", s.dispatch.Err()
+			}
+		}
+		held = false
+		// No new request once the run stopped (first 401, token or store
+		// failure, cancellation); in-flight ones were already sent.
+		if err := s.dispatch.Err(); err != nil {
+			<-s.conns
+			return "", err
+		}
+		tok, err := p.cred.Token(s.inflight, "", p.scope)
+		if err != nil {
+			<-s.conns
+			return "", noToken{err}
 		}
 		d, paused := pc.take()
 		if d == 0 {
-			return nil
+			return tok, nil
 		}
 		<-s.conns
-		var err error
 		if paused {
 			err = sleepUntil(s.dispatch, time.Now, pc.reserve())
 		} else {
 			err = sleep(s.dispatch, d)
 		}
 		if err != nil {
-			return err
+			return "", err
 		}
 	}
 }

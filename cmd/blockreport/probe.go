@@ -209,6 +209,11 @@ func (cfg *probeConfig) loadMessage(cmd string) error {
 		if err != nil {
 			return usageErrorf("%s: --message-file: %v", cmd, err)
 		}
+		// Too big for Teams is known before anything is sent: a usage
+		// error, no run recorded.
+		if err := probe.CheckMessage(b); errors.Is(err, probe.ErrMessageTooBig) {
+			return usageErrorf("%s: --message-file %s: %v", cmd, cfg.MessageFile, err)
+		}
 		cfg.message = b
 	}
 	return nil
