@@ -728,6 +728,9 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Muting", mutingNote},
 	}
 	facts = append(facts, graphFacts(r)...)
+	if notes := r.TypingIncidentNotes(); len(notes) > 0 {
+		facts = append(facts, [2]any{"Typing incidents", strings.Join(notes, " ")})
+	}
 	// Each fact's value spans B:K, wrapped, so that the columns can stay
 	// narrow for numbers.
 	row++

@@ -87,6 +87,9 @@ type Report struct {
 	Lists []List
 	// Graph is what Microsoft Graph did in the run (zero when it was off).
 	Graph GraphSummary
+	// TypingIncidents are the tenants whose typing probes failed with 502s
+	// as during a Teams incident (incidents.go).
+	TypingIncidents []TypingIncident
 }
 
 // StatusCount is the number of conversations of one status.
@@ -368,8 +371,10 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	listLimit, changeLimit := opts.listLimit(), opts.changeLimit()
 	ga := newGraphAcc()
 
+	inc := newIncidents(run.Mode)
 	err = src.Rows(ctx, runID, func(row blockreport.Row) error {
 		row.Raw = nil // never kept, never shown
+		inc.add(row)
 		r.Total++
 		counts[row.Status]++
 		sc := scopeCounts[scopeOf(row.ConversationType)]
@@ -486,6 +491,7 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 	if err := ga.finish(ctx, src, r, opts); err != nil {
 		return nil, fmt.Errorf("read Graph state of run %d: %w", runID, err)
 	}
+	r.TypingIncidents = inc.result()
 	return r, nil
 }
 
