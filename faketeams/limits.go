@@ -117,6 +117,11 @@ func (s *Server) admit(req request, tenant string, c *conv) (int, []byte, http.H
 	}
 	ts.seen = append(trim(ts.seen, now.Add(-time.Second)), now)
 	peak(&ts.peak.Arrived, len(ts.seen))
+	if ts.peak.Requests == 0 {
+		ts.peak.First = now
+	}
+	ts.peak.Requests++
+	ts.peak.Last = now
 	if n := len(ts.seen); n > s.stats.MaxTenantRate[tenant] {
 		s.stats.MaxTenantRate[tenant] = n
 	}

@@ -37,11 +37,25 @@ type Stats struct {
 	Messages map[string]int `json:"messages"`
 }
 
-// TenantWindow is a tenant's busiest sliding 1 s window.
+// TenantWindow is a tenant's busiest sliding 1 s window, and all its
+// requests from the first to the last arrival.
 type TenantWindow struct {
 	Arrived  int `json:"arrived"`  // requests that arrived, throttled ones included
 	Accepted int `json:"accepted"` // requests let through (not answered 429)
 	Limit    int `json:"limit"`    // the tenant limit (0: none)
+
+	Requests int       `json:"requests"` // every request that arrived
+	First    time.Time `json:"first"`    // arrival of the first
+	Last     time.Time `json:"last"`     // arrival of the last
+}
+
+// Rate is the tenant's requests per second between its first and last
+// arrival: what it sent while it was being probed (0 for one request).
+func (w TenantWindow) Rate() float64 {
+	if d := w.Last.Sub(w.First).Seconds(); d > 0 {
+		return float64(w.Requests-1) / d
+	}
+	return 0
 }
 
 // Kinds of ConversationWindow.

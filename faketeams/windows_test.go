@@ -42,8 +42,12 @@ func TestWindowsCount(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if got, want := st.TenantWindows[tenantA], (TenantWindow{Arrived: 4, Accepted: 3, Limit: 3}); got != want {
+	want := TenantWindow{Arrived: 4, Accepted: 3, Limit: 3, Requests: 8, First: t0, Last: t0.Add(3500 * time.Millisecond)}
+	if got := st.TenantWindows[tenantA]; got != want {
 		t.Errorf("tenant window %+v, want %+v", got, want)
+	}
+	if r := want.Rate(); r != 2 { // 7 gaps in 3.5 s
+		t.Errorf("rate %g, want 2/s", r)
 	}
 	if st.MaxTenantRate[tenantA] != 4 {
 		t.Errorf("max tenant rate %d, want 4", st.MaxTenantRate[tenantA])
