@@ -47,7 +47,7 @@ func (p *Prober) Post(ctx context.Context, ref blockreport.Reference, activity m
 
 	dispatch, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &session{p: p, dispatch: dispatch, inflight: dispatch, cancel: cancel}
+	s := &session{p: p, dispatch: dispatch, inflight: dispatch, cancel: cancel, conns: make(chan struct{}, 1)}
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
 	o := s.send(&base, p.pacer(ref.TenantID), false, call{method: http.MethodPost,
