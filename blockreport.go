@@ -150,6 +150,11 @@ type Reference struct {
 	FirstSeen        time.Time        `db:"first_seen" json:"firstSeen"`
 	LastSeen         time.Time        `db:"last_seen" json:"lastSeen"`
 	Raw              json.RawMessage  `db:"raw" json:"raw,omitempty"`
+	// Source and SourceKey say where the reference was last imported
+	// from: a file or azblob://CONTAINER, aztable://TABLE, and the
+	// record's key there (blob name, PartitionKey/RowKey, "line N").
+	Source    string `db:"source" json:"source,omitempty"`
+	SourceKey string `db:"source_key" json:"sourceKey,omitempty"`
 }
 
 // Key identifies a reference independently of its database id: one bot

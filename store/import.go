@@ -158,6 +158,10 @@ func (im *Import) writeChunk(ctx context.Context, refs []blockreport.Reference) 
 	if err != nil {
 		return err
 	}
+	refs, promoted, err := db.sameConversations(ctx, im.tx, refs)
+	if err != nil {
+		return err
+	}
 	refs = lastByKey(refs)
 	var existing map[string]stored
 	if db.driver == Postgres {
@@ -167,6 +171,16 @@ func (im *Import) writeChunk(ctx context.Context, refs []blockreport.Reference) 
 	}
 	if err != nil {
 		return err
+	}
+	if db.driver == Postgres {
+		// Giving a stored row its Teams id wrote it (xmin), but it still
+		// counts against what was stored before the import.
+		for k, s := range existing {
+			if promoted[s.id] && !s.new {
+				s.mine = false
+				existing[k] = s
+			}
+		}
 	}
 	im.touched = im.touched[:0]
 	for _, r := range refs {
@@ -325,13 +339,13 @@ func (im *Import) lookupPostgres(ctx context.Context, refs []blockreport.Referen
 
 // write upserts refs (distinct keys) in one multi-row statement (SQLite).
 func (im *Import) write(ctx context.Context, refs []blockreport.Reference) error {
-	args := make([]any, 0, 16*len(refs))
+	args := make([]any, 0, 18*len(refs))
 	for _, r := range refs {
 		args = append(args, r.TenantID, r.UserID, r.AADObjectID, r.UserName, r.Email, r.ConversationID,
 			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, r.OptedOut,
-			im.ts, im.ts, nullText(r.Raw))
+			im.ts, im.ts, nullText(r.Raw), r.Source, r.SourceKey)
 	}
-	if _, err := im.tx.ExecContext(ctx, insertRefCols+` VALUES `+placeholders(len(refs), 16)+` `+onConflict, args...); err != nil {
+	if _, err := im.tx.ExecContext(ctx, insertRefCols+` VALUES `+placeholders(len(refs), 18)+` `+onConflict, args...); err != nil {
 		return fmt.Errorf("write %d references: %w", len(refs), err)
 	}
 	return nil
@@ -339,9 +353,10 @@ func (im *Import) write(ctx context.Context, refs []blockreport.Reference) error
 
 // writePostgres upserts refs with one array per column.
 func (im *Import) writePostgres(ctx context.Context, refs []blockreport.Reference) error {
-	cols := columns(refs, 13, func(r blockreport.Reference) []string {
+	cols := columns(refs, 15, func(r blockreport.Reference) []string {
 		return []string{r.TenantID, r.UserID, r.AADObjectID, r.UserName, r.Email, r.ConversationID,
-			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, string(r.Raw)}
+			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, string(r.Raw),
+			r.Source, r.SourceKey}
 	})
 	optedOut := make([]bool, len(refs))
 	for i, r := range refs {
@@ -354,11 +369,11 @@ func (im *Import) writePostgres(ctx context.Context, refs []blockreport.Referenc
 	args = append(args, pq.Array(optedOut), im.ts)
 	_, err := im.tx.ExecContext(ctx, insertRefCols+`
 		SELECT tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-			service_url, bot_id, channel_id, locale, opted_out, $15, $15, NULLIF(raw, '')
+			service_url, bot_id, channel_id, locale, opted_out, $17, $17, NULLIF(raw, ''), source, source_key
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::boolean[])
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[])
 		AS x (tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-			service_url, bot_id, channel_id, locale, raw, opted_out)
+			service_url, bot_id, channel_id, locale, raw, source, source_key, opted_out)
 		`+onConflict, args...)
 	if err != nil {
 		return fmt.Errorf("write %d references: %w", len(refs), err)

@@ -137,11 +137,11 @@ const onConflict = `ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE 
 	service_url = excluded.service_url, bot_id = excluded.bot_id, channel_id = excluded.channel_id,
 	locale = excluded.locale, opted_out = (conversation_references.opted_out OR excluded.opted_out),
 	last_seen = excluded.last_seen,
-	raw = excluded.raw`
+	raw = excluded.raw, source = excluded.source, source_key = excluded.source_key`
 
 const insertRefCols = `INSERT INTO conversation_references
 	(tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-	 service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw)`
+	 service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw, source, source_key)`
 
 // columns turns refs into n column slices of the values fields returns.
 func columns(refs []blockreport.Reference, n int, fields func(blockreport.Reference) []string) [][]string {

@@ -16,7 +16,7 @@ func (t *dbTime) Scan(src any) error { return timeCol{&t.Time}.Scan(src) }
 
 // refCols are the columns of a reference row, in table order.
 const refCols = `id, tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type,
-	team_id, service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw`
+	team_id, service_url, bot_id, channel_id, locale, opted_out, first_seen, last_seen, raw, source, source_key`
 
 // refRow is one conversation_references row as sqlx scans it: the
 // reference's own db tags, with the columns whose stored form differs
