@@ -528,3 +528,23 @@ func typeFromID(id string) blockreport.ConversationType {
 func sameBot(a, b string) bool {
 	return strings.EqualFold(strings.TrimPrefix(a, "28:"), strings.TrimPrefix(b, "28:"))
 }
+
+// storeMarkers are JSON member names (lower case) that only store records
+// have, never a ConversationReference, a TeamsFx file or CSV.
+var storeMarkers = []string{`"reference"`, `"realid"`, `"partitionkey"`, `"rowkey"`, `"aadid"`, `"odata.etag"`,
+	`"odata.metadata"`, `"proactive/conversations/`, `"$type"`}
+
+// DetectStore reports whether a file starting with prefix is a store's
+// (for FormatAuto): an Agents SDK record or state.json, a Cosmos DB or table
+// export, a $type-marked botbuilder dump, or Teams SDK records
+// ({aadObjectId, conversationId} with no conversation object).
+func DetectStore(prefix []byte) bool {
+	lower := bytes.ToLower(prefix)
+	for _, m := range storeMarkers {
+		if bytes.Contains(lower, []byte(m)) {
+			return true
+		}
+	}
+	return bytes.Contains(lower, []byte(`"conversationid"`)) && bytes.Contains(lower, []byte(`"aadobjectid"`)) &&
+		!bytes.Contains(lower, []byte(`"conversation"`))
+}

@@ -20,6 +20,7 @@ type importConfig struct {
 	Format      string
 	SkipInvalid bool
 	Files       []string
+	stores      storeConfig // import_stores.go
 
 	progressEvery time.Duration // log-line interval when stderr is not a terminal
 }
@@ -36,9 +37,10 @@ const maxListed = 50
 // grow with the number of references.
 func runImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg importConfig
-	fs := newFlagSet("import", "import [flags] FILE... (- for standard input)", getenv, stderr)
+	fs := newFlagSet("import", "import [flags] FILE|azblob://CONTAINER[/PREFIX]|aztable://TABLE... (- for standard input)", getenv, stderr)
 	fs.common(&cfg.common)
-	fs.stringVar(&cfg.Format, "format", "auto", "input format: auto, conversationreference, teamsfx or csv", "BLOCKREPORT_IMPORT_FORMAT")
+	fs.stringVar(&cfg.Format, "format", "auto", "input format: "+storeFormatsHelp, "BLOCKREPORT_IMPORT_FORMAT")
+	cfg.stores.register(fs)
 	fs.boolVar(&cfg.SkipInvalid, "skip-invalid", false, "import the valid records and list the rejected ones, instead of rejecting the whole import", "BLOCKREPORT_IMPORT_SKIP_INVALID")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -48,8 +50,24 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if len(cfg.Files) == 0 {
 		return usageErrorf("import: no FILE given")
 	}
-	if !ingest.Format(cfg.Format).Valid() {
-		return usageErrorf("import: --format %q: want auto, conversationreference, teamsfx or csv", cfg.Format)
+	if !ingest.Format(cfg.Format).Valid() && !ingest.IsStoreFormat(ingest.Format(cfg.Format)) {
+		return usageErrorf("import: --format %q: want %s", cfg.Format, storeFormatsHelp)
+	}
+	if err := cfg.stores.check(); err != nil {
+		return err
+	}
+	var files []string
+	var azure []azureSource
+	for _, arg := range cfg.Files {
+		a, ok, err := parseAzure(arg)
+		if err != nil {
+			return err
+		}
+		if ok {
+			azure = append(azure, a)
+		} else {
+			files = append(files, arg)
+		}
 	}
 	logger, err := cfg.common.logger(stderr)
 	if err != nil {
@@ -58,9 +76,20 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if _, _, err := store.ParseURL(cfg.common.DB); err != nil {
 		return usageErrorf("--db: %v", err)
 	}
-	sources, err := fileSources(cfg.Files, ingest.Format(cfg.Format), os.Stdin)
+	sources, err := fileSources(files, ingest.Format(cfg.Format), cfg.stores.defaults(), os.Stdin)
 	if err != nil {
 		return err
+	}
+	if len(azure) > 0 {
+		acct, err := cfg.stores.storageAccount(getenv, logger)
+		if err != nil {
+			return err
+		}
+		az, err := azureSources(ctx, azure, acct, ingest.Format(cfg.Format), cfg.stores.defaults())
+		if err != nil {
+			return err
+		}
+		sources = append(sources, az...)
 	}
 	db, err := openStore(ctx, cfg.common.DB, logger)
 	if err != nil {
@@ -83,13 +112,13 @@ type importSource struct {
 
 // fileSources are the sources of the FILE arguments ("-" is stdin). A
 // missing file is a usage error, found before anything is read.
-func fileSources(names []string, format ingest.Format, stdin io.Reader) ([]importSource, error) {
+func fileSources(names []string, format ingest.Format, d ingest.Defaults, stdin io.Reader) ([]importSource, error) {
 	var out []importSource
 	for _, name := range names {
 		if name == "-" {
 			out = append(out, importSource{name: "-", size: -1,
 				open: func(read *atomic.Int64) (iter.Seq2[ingest.Record, error], func(), error) {
-					return ingest.Read(countingReader{stdin, read}, "-", format), func() {}, nil
+					return storeFileRecords(countingReader{stdin, read}, "-", format, d), func() {}, nil
 				}})
 			continue
 		}
@@ -109,7 +138,7 @@ func fileSources(names []string, format ingest.Format, stdin io.Reader) ([]impor
 				if err != nil {
 					return nil, nil, fmt.Errorf("import: %w", err)
 				}
-				return ingest.Read(countingReader{f, read}, name, format), func() { f.Close() }, nil
+				return storeFileRecords(countingReader{f, read}, name, format, d), func() { f.Close() }, nil
 			}})
 	}
 	return out, nil
