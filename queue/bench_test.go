@@ -77,7 +77,7 @@ func benchRun(b *testing.B, n, tenants, perTenant int, latency time.Duration, cf
 	return elapsed
 }
 
-// BenchmarkWorkersLatencyBound is issue 14's scaling run: 40 tenants × 60
+// BenchmarkWorkersLatencyBound is issue 14's scaling run: 40 tenants × 80
 // references, 200 ms median connector latency, each worker bounded by its
 // --concurrency 8 (8 chunks of 1 request in flight), with 1, 2 and 4
 // workers. refs/s should grow with the workers (speed-up = refs/s ÷ the
@@ -85,7 +85,7 @@ func benchRun(b *testing.B, n, tenants, perTenant int, latency time.Duration, cf
 //
 //	go test -run '^$' -bench BenchmarkWorkersLatencyBound -benchtime 1x ./queue
 func BenchmarkWorkersLatencyBound(b *testing.B) {
-	const tenants, perTenant = 40, 60
+	const tenants, perTenant = 40, 80
 	for _, n := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			var total time.Duration

@@ -19,9 +19,13 @@ import (
 )
 
 // handoffPause is how long after a chunk's last request the tenant's next
-// chunk may start: no one-second window then holds requests of two
-// workers, each pacing the tenant on its own.
-const handoffPause = time.Second
+// chunk may start. Each worker paces the tenant at rate R with a burst of
+// one, so any interval of d seconds holds at most R·d + 1 of its requests;
+// a one-second window spanning the hand-off, with a gap g between the two
+// workers' requests, holds at most R·(1−g) + 2: at most 50 for any R up to
+// Teams' 50/s once g ≥ 40 ms. A quarter second leaves room for clocks and
+// network jitter, and costs a chunk's slot little.
+const handoffPause = 250 * time.Millisecond
 
 // ownershipTTL is how long a confirmed ownership of a chunk's job is
 // trusted before it is asked again.
