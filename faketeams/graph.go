@@ -139,6 +139,21 @@ type graphUser struct {
 	DirectoryUser
 	installID string
 	chatID    string
+	conv      *conv // the population conversation, nil for Graph.Users
+	fixed     *bool // Graph.Installed's override
+}
+
+// installed tells whether the app is installed for u now: the override,
+// else what the conversation's current state implies (so SetState moves
+// Graph along), else DirectoryUser.Installed. s.mu is held.
+func (u *graphUser) installed() bool {
+	switch {
+	case u.fixed != nil:
+		return *u.fixed
+	case u.conv != nil:
+		return !stale(u.conv.State)
+	}
+	return u.Installed
 }
 
 func (s *Server) initGraph() error {
@@ -187,34 +202,32 @@ func (s *Server) initGraph() error {
 		gt.throttle = t.Throttle429
 	}
 	left, disabled := toSet(g.Left), toSet(g.Disabled)
-	add := func(u DirectoryUser, c *conv) error {
+	add := func(u DirectoryUser, c *conv, fixed *bool) error {
 		t := tenant(u.TenantID)
 		if _, dup := t.users[u.ID]; dup {
 			return fmt.Errorf("graph: duplicate directory user %s in tenant %s", u.ID, u.TenantID)
 		}
-		gu := &graphUser{DirectoryUser: u}
-		if u.Installed {
-			gu.installID = base64.StdEncoding.EncodeToString([]byte(u.ID + "##" + g.CatalogAppID))
-			gu.chatID = "19:" + u.ID + "_" + g.CatalogAppID + "@unq.gbl.spaces"
-			switch {
-			case c != nil && !stale(c.State):
-				s.convs[gu.chatID] = c // the same 1:1 chat under its Graph id
-			case s.convs[gu.chatID] == nil:
-				// A stale reference, or none stored: the installation's chat
-				// is an active conversation of its own.
-				nc := &conv{Conversation: Conversation{
-					TenantID: u.TenantID, UserID: "29:" + u.ID, AADObjectID: u.ID, UserName: u.DisplayName,
-					Email: u.Mail, ConversationID: gu.chatID, ConversationType: blockreport.ConversationPersonal,
-					Region: DefaultRegion, State: StateActive,
-				}}
-				if c != nil {
-					nc.UserID, nc.Region = c.UserID, c.Region
-				}
-				s.convs[gu.chatID] = nc
-				if c == nil {
-					s.personal[u.TenantID+"|"+nc.UserID] = nc
-					s.personal[u.TenantID+"|"+u.ID] = nc
-				}
+		gu := &graphUser{DirectoryUser: u, conv: c, fixed: fixed}
+		gu.installID = base64.StdEncoding.EncodeToString([]byte(u.ID + "##" + g.CatalogAppID))
+		gu.chatID = "19:" + u.ID + "_" + g.CatalogAppID + "@unq.gbl.spaces"
+		switch {
+		case c != nil && !(u.Installed && stale(c.State)):
+			s.convs[gu.chatID] = c // the same 1:1 chat under its Graph id
+		case u.Installed && s.convs[gu.chatID] == nil:
+			// A stale reference, or none stored: the installation's chat is
+			// an active conversation of its own.
+			nc := &conv{Conversation: Conversation{
+				TenantID: u.TenantID, UserID: "29:" + u.ID, AADObjectID: u.ID, UserName: u.DisplayName,
+				Email: u.Mail, ConversationID: gu.chatID, ConversationType: blockreport.ConversationPersonal,
+				Region: DefaultRegion, State: StateActive,
+			}}
+			if c != nil {
+				nc.UserID, nc.Region = c.UserID, c.Region
+			}
+			s.convs[gu.chatID] = nc
+			if c == nil {
+				s.personal[u.TenantID+"|"+nc.UserID] = nc
+				s.personal[u.TenantID+"|"+u.ID] = nc
 			}
 		}
 		t.users[u.ID] = gu
@@ -228,11 +241,12 @@ func (s *Server) initGraph() error {
 		c := s.convs[pc.ConversationID]
 		u := directoryUser(pc)
 		u.Installed = !stale(pc.State)
+		var fixed *bool
 		if v, ok := g.Installed[pc.AADObjectID]; ok {
-			u.Installed = v
+			u.Installed, fixed = v, &v
 		}
 		u.Disabled = disabled[pc.AADObjectID]
-		if err := add(u, c); err != nil {
+		if err := add(u, c, fixed); err != nil {
 			return err
 		}
 	}
@@ -240,7 +254,7 @@ func (s *Server) initGraph() error {
 		if u.TenantID == "" || u.ID == "" {
 			return fmt.Errorf("graph: directory user %q without tenant or id", u.ID)
 		}
-		if err := add(u, nil); err != nil {
+		if err := add(u, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -293,9 +307,14 @@ func (s *Server) GraphUsers() []DirectoryUser {
 		return nil
 	}
 	var out []DirectoryUser
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, t := range s.graph.sortedTenants() {
 		for _, id := range t.order {
-			out = append(out, t.users[id].DirectoryUser)
+			u := t.users[id]
+			d := u.DirectoryUser
+			d.Installed = u.installed()
+			out = append(out, d)
 		}
 	}
 	return out
@@ -309,7 +328,11 @@ func (s *Server) ChatID(tenant, aadObjectID string) string {
 	}
 	if t := s.graph.tenants[strings.ToLower(tenant)]; t != nil {
 		if u := t.users[aadObjectID]; u != nil {
-			return u.chatID
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if u.installed() {
+				return u.chatID
+			}
 		}
 	}
 	return ""
@@ -529,8 +552,11 @@ func (s *Server) graphRequest(t *graphTenant, base, method, path, rawQuery strin
 		if u == nil {
 			return graphError(route, http.StatusNotFound, "NotFound", "User Id '"+segs[1]+"' not found.")
 		}
+		s.mu.Lock()
+		installed := u.installed()
+		s.mu.Unlock()
 		if route == RouteGraphChat {
-			if u.installID == "" || segs[4] != u.installID {
+			if !installed || segs[4] != u.installID {
 				return graphError(route, http.StatusNotFound, "NotFound", "App installation not found.")
 			}
 			return graphAnswer{route: route, status: 200, body: map[string]any{"id": u.chatID}}
@@ -539,7 +565,7 @@ func (s *Server) graphRequest(t *graphTenant, base, method, path, rawQuery strin
 		if f != "" && !filterHas(f, "teamsApp/id", g.CatalogAppID) && !filterHas(f, "teamsApp/externalId", g.ManifestID) {
 			return graphAnswer{route: route, status: 200, body: map[string]any{"value": []any{}}}
 		}
-		if u.installID == "" {
+		if !installed {
 			return graphAnswer{route: route, status: 200, body: map[string]any{"value": []any{}}}
 		}
 		return graphAnswer{route: route, status: 200, body: map[string]any{"value": []any{map[string]any{

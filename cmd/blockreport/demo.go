@@ -54,6 +54,15 @@ var demoShares = faketeams.GenerateOptions{
 	Blocked: 0.06, Uninstalled: 0.04, AdminDisabled: 0.01, Deleted: 0.01, Transient: 0.02, TeamShare: 0.05,
 }
 
+// demoGraph is the demo organisation's Graph side: who uninstalled behind
+// MessageWritesBlocked, stale conversations, people who left, the
+// directory users the bot never reached, and (with two tenants or more)
+// the last tenant without admin consent.
+var demoGraph = faketeams.GraphOptions{
+	WritesBlockedUninstalled: 0.3, Stale: 0.2, Left: 0.01, Disabled: 0.01,
+	NeverInstalled: 0.15, InstalledNoReference: 0.02,
+}
+
 // runDemo generates an organisation, serves it from an in-process
 // faketeams, and runs import, two probe runs a month apart and the reports.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -104,9 +113,18 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("make the demo app certificate: %w", err)
 	}
+	pop := faketeams.Generate(opts)
+	gopts := demoGraph
+	gopts.Seed = uint64(cfg.Seed)
+	if cfg.Tenants >= 2 {
+		gopts.NoConsent = 1
+	}
+	graphSim := faketeams.GenerateGraph(pop, gopts)
+	graphSim.Rate = demoTenantLimit
 	fake, err := faketeams.Start(faketeams.Config{
-		Population: faketeams.Generate(opts), Limits: &limits, Latency: demoLatency, Seed: uint64(cfg.Seed),
+		Population: pop, Limits: &limits, Latency: demoLatency, Seed: uint64(cfg.Seed),
 		Entra: faketeams.Entra{Certificates: []*x509.Certificate{appCert.Cert}},
+		Graph: graphSim,
 	})
 	if err != nil {
 		return fmt.Errorf("start the simulated Teams: %w", err)
@@ -133,6 +151,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		AllowHosts: hostList{"127.0.0.1"}, GCCServiceURL: fake.ServiceURL("gcc"),
 		Mode: "typing", Concurrency: 32, Rate: demoRate, Timeout: 15 * time.Second, Attempts: 5,
 		Grace: 5 * time.Second, progressEvery: 5 * time.Second,
+		// Microsoft Graph and coverage on, against the simulated Graph.
+		graph: graphConfig{TeamsAppID: faketeams.DefaultManifestID, URL: fake.GraphURL(), Coverage: true, Rate: demoRate},
 	}
 	rcfg := reportConfig{common: pcfg.common, Out: cfg.Out}
 
@@ -164,9 +184,17 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	graphCounts, err := db.GraphCounts(ctx, run2.ID)
+	if err != nil {
+		return err
+	}
+	graphTenants, err := db.TenantGraphs(ctx, run2.ID)
+	if err != nil {
+		return err
+	}
 	return printDemo(stdout, demoSummary{
 		cfg: cfg, fake: fake, cert: appCert.Cert, dbPath: dbPath, runs: []blockreport.Run{run1, run2},
-		paths: append(paths, paths2...), changes: changes,
+		paths: append(paths, paths2...), changes: changes, graph: graphCounts, tenants: graphTenants,
 	})
 }
 
@@ -258,6 +286,8 @@ type demoSummary struct {
 	runs    []blockreport.Run
 	paths   []string
 	changes []change
+	graph   map[blockreport.GraphOutcome]int
+	tenants []blockreport.TenantGraph
 }
 
 func printDemo(w io.Writer, s demoSummary) error {
@@ -288,6 +318,17 @@ func printDemo(w io.Writer, s demoSummary) error {
 	fmt.Fprintf(&b, "Changes in run %d: %d", s.runs[len(s.runs)-1].ID, total)
 	if len(parts) > 0 {
 		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	g := s.graph
+	fmt.Fprintf(&b, "\nMicrosoft Graph (simulated at %s) in run %d: %d verdicts confirmed, %d changed (blocked → uninstalled), %d stale conversations re-linked, %d disagreements noted, %d without an answer",
+		s.fake.GraphURL(), s.runs[len(s.runs)-1].ID, g[blockreport.GraphConfirmed], g[blockreport.GraphChanged], g[blockreport.GraphRelinked], g[blockreport.GraphNoted], g[blockreport.GraphUnknown])
+	for _, t := range s.tenants {
+		switch {
+		case !t.Available:
+			fmt.Fprintf(&b, "\n  tenant %s: Graph unavailable (%s)", t.TenantID, t.Reason)
+		case t.EnabledUsers >= 0:
+			fmt.Fprintf(&b, "\n  tenant %s (%s): %d enabled users in the directory", t.Name, t.TenantID, t.EnabledUsers)
+		}
 	}
 	b.WriteString("\n\nReports (open the .html in a browser, the .xlsx in Excel):\n")
 	for _, p := range s.paths {

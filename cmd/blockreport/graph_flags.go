@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -81,21 +78,4 @@ func (g graphConfig) checker(cred *auth.Credential, cfg probeConfig, db *store.D
 	k := graph.NewChecker(graph.CheckerConfig{Client: c, Store: db, SkipReachable: g.SkipReachable, Logger: logger, Now: cfg.now,
 		Coverage: g.Coverage, GlobalServiceURL: graph.GlobalServiceURL(cloud), BotID: "28:" + cfg.cred.AppID})
 	return k, c, nil
-}
-
-// reportGraph tells, once per tenant, where Graph was unavailable.
-func reportGraph(ctx context.Context, k *graph.Checker, stderr io.Writer) {
-	if k == nil {
-		return
-	}
-	for _, t := range k.Tenants() {
-		if !t.Available {
-			name := t.TenantID
-			if t.Name != "" {
-				name = t.Name + " (" + t.TenantID + ")"
-			}
-			fmt.Fprintf(stderr, "graph: tenant %s: unavailable, its connector verdicts stand: %s\n", name, t.Reason)
-		}
-	}
-	_ = ctx
 }

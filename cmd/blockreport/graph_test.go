@@ -47,7 +47,7 @@ func TestRunWithGraph(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
-	if n := strings.Count(stderr, "graph: tenant "); n != 1 || !strings.Contains(stderr, ids[1]) {
+	if n := strings.Count(stderr, "Microsoft Graph unavailable for a tenant"); n != 1 || !strings.Contains(stderr, ids[1]) {
 		t.Errorf("stderr names %d unavailable tenants, want the unconsented one once:\n%s", n, stderr)
 	}
 	var html string

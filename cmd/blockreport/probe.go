@@ -305,7 +305,6 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		}
 		opts.Alongside = checker.Run
 	}
-	defer reportGraph(ctx, checker, stderr)
 	sess, err := runs.Begin(ctx, db, cfg.choice(), opts)
 	if err != nil {
 		return blockreport.Run{}, beginError(cfg, err)
