@@ -49,3 +49,19 @@ func (db *DB) History(ctx context.Context, user string) ([]HistoryEntry, error) 
 	}
 	return out, nil
 }
+
+// ReferenceByConversation returns a stored reference of conversation id
+// convID (a channel, group chat or personal chat the bot is in), preferring
+// a team channel or group chat over a personal one; ErrNotFound if none.
+func (db *DB) ReferenceByConversation(ctx context.Context, convID string) (blockreport.Reference, error) {
+	var rows []refRow
+	err := db.x.SelectContext(ctx, &rows, db.rebind(`SELECT `+refCols+` FROM conversation_references
+		WHERE conversation_id = ? ORDER BY CASE WHEN conversation_type = 'personal' THEN 1 ELSE 0 END, id LIMIT 1`), convID)
+	if err != nil {
+		return blockreport.Reference{}, fmt.Errorf("reference of conversation %q: %w", convID, err)
+	}
+	if len(rows) == 0 {
+		return blockreport.Reference{}, fmt.Errorf("reference of conversation %q: %w", convID, ErrNotFound)
+	}
+	return rows[0].reference(), nil
+}

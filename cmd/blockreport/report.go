@@ -29,9 +29,10 @@ type reportConfig struct {
 	Format string // comma list of xlsx, html, json ("": xlsx,html)
 
 	metrics metricsConfig // report command only (run has the probe's)
+	notify  notifyConfig
 }
 
-const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact] [--format xlsx,html,json] [--metrics-file PATH]"
+const reportSynopsis = "report [--db URL] [--run ID|latest] --out DIR [--redact] [--format xlsx,html,json] [--metrics-file PATH] [--notify-conversation ID [--report-url URL] [--app-id ID] [--auth KIND] ...]"
 
 func runReport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg reportConfig
@@ -40,6 +41,8 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	fs.stringVar(&cfg.Run, "run", "latest", "run to report on: a run ID, or latest (the latest finished run)", "BLOCKREPORT_RUN")
 	cfg.register(fs)
 	cfg.metrics.register(fs)
+	cfg.notify.register(fs)
+	cfg.notify.registerConnector(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -51,6 +54,9 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if _, err := cfg.formats(); err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	if err := cfg.notify.check("report", getenv); err != nil {
+		return err
 	}
 	if cfg.Out == "" {
 		return usageErrorf("report: --out DIR is required")
@@ -74,7 +80,12 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	paths, err := writeReports(ctx, cfg, db, run, logger)
+	if cfg.notify.Conversation != "" {
+		if err := cfg.notify.preflight(ctx, db, *cfg.notify.connector); err != nil {
+			return err
+		}
+	}
+	paths, r, err := buildReports(ctx, cfg, db, run, logger)
 	if err != nil {
 		return err
 	}
@@ -83,7 +94,13 @@ func runReport(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	}
-	return cfg.metrics.write(run)
+	if err := cfg.metrics.write(run); err != nil {
+		return err
+	}
+	if cfg.notify.Conversation != "" {
+		return cfg.notify.send(ctx, db, *cfg.notify.connector, r, paths, logger, stderr)
+	}
+	return nil
 }
 
 // register defines the output flags (--out, --redact) on fs; the report and

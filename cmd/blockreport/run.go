@@ -64,6 +64,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return errors.New("the store holds no conversation references: import them with \"blockreport import\" or point --db at the bot's database")
 	}
 
+	if err := cfg.report.notify.preflight(ctx, db, cfg.probe); err != nil {
+		return err
+	}
 	run, err := probeRun(ctx, cfg.probe, db, logger, stderr)
 	if merr := cfg.probe.metrics.write(run); err == nil {
 		err = merr
@@ -71,7 +74,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	paths, err := writeReports(ctx, cfg.report, db, run, logger)
+	paths, r, err := buildReports(ctx, cfg.report, db, run, logger)
 	if err != nil {
 		return err
 	}
@@ -79,6 +82,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		if _, err := fmt.Fprintln(stdout, p); err != nil {
 			return err
 		}
+	}
+	if err := cfg.report.notify.send(ctx, db, cfg.probe, r, paths, logger, stderr); err != nil {
+		return err
 	}
 	return checkUnchecked(run, cfg.MaxUnchecked)
 }
@@ -89,6 +95,7 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.common(&cfg.probe.common)
 	cfg.probe.register(fs, getenv)
 	cfg.report.register(fs)
+	cfg.report.notify.register(fs)
 	fs.floatVar(&cfg.MaxUnchecked, "max-unchecked", 5, "percent of conversations that may end forbidden, throttled or failed; above it the run exits 3", "BLOCKREPORT_MAX_UNCHECKED")
 	if err := fs.parse(args); err != nil {
 		return cfg, err
@@ -101,6 +108,9 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	}
 	if _, err := cfg.report.formats(); err != nil {
 		return cfg, fmt.Errorf("run: %w", err)
+	}
+	if err := cfg.report.notify.check("run", getenv); err != nil {
+		return cfg, err
 	}
 	if cfg.MaxUnchecked < 0 || cfg.MaxUnchecked > 100 {
 		return cfg, usageErrorf("run: --max-unchecked must be a percentage between 0 and 100")
