@@ -19,7 +19,7 @@ import (
 )
 
 // runEnv runs blockreport with args and the given environment.
-func runEnv(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+func runEnv(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
