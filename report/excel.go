@@ -1,9 +1,15 @@
 package report
 
 import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -27,21 +33,6 @@ const (
 	SheetTenants = "Tenants"
 	SheetChanged = "Changed"
 	SheetAll     = "All conversations"
-)
-
-// Columns is the header row of every list sheet.
-var Columns = []string{
-	"Status", "Reason", "User name", "Email", "AAD object ID", "Teams user ID",
-	"Tenant ID", "Scope", "Conversation ID", "HTTP status", "Probed at",
-	"Status since", "Previous status", "Detail", "Team ID", "Service URL",
-}
-
-var columnWidths = []float64{14, 28, 26, 30, 38, 30, 38, 15, 44, 11, 19, 19, 15, 40, 36, 40}
-
-// Column numbers (1-based) of the date-time columns.
-const (
-	colProbedAt    = 11
-	colStatusSince = 12
 )
 
 // maxDataRows is how many rows below the header an Excel sheet can hold.
@@ -132,19 +123,44 @@ func excelTime(t time.Time) any {
 	return unixEpoch + float64(t.Unix())/86400 + float64(t.Nanosecond()/int(time.Millisecond))/86400e3
 }
 
-// listSheet is one streamed list sheet being written.
+// listSheet is what the summary says about one list sheet.
 type listSheet struct {
 	name      string
-	sw        *excelize.StreamWriter
 	rows      int // data rows written
 	total     int // data rows seen, written or not
 	truncated bool
 }
 
-// WriteExcel writes the workbook of r to w. Unless the report is redacted it
-// makes a second streamed pass over the run's rows in src, writing every
-// conversation with excelize stream writers (one per list sheet, all open at
-// once), so memory stays flat for any number of rows.
+// listSheetNames are the list sheets, in workbook order.
+func listSheetNames() []string {
+	var names []string
+	for _, k := range listKinds {
+		names = append(names, string(k))
+	}
+	return append(names, SheetChanged, SheetAll)
+}
+
+// plannedSheets is what each list sheet will hold, from the counts of the
+// report's own pass over the rows.
+func plannedSheets(r *Report) []*listSheet {
+	totals := map[string]int{SheetChanged: r.ChangedRows, SheetAll: r.Total}
+	for _, l := range r.Lists {
+		totals[string(l.Kind)] = l.Total
+	}
+	var out []*listSheet
+	for _, n := range listSheetNames() {
+		t := totals[n]
+		out = append(out, &listSheet{name: n, total: t, rows: min(t, maxDataRows), truncated: t > maxDataRows})
+	}
+	return out
+}
+
+// WriteExcel writes the workbook of r to w. The small sheets (summary,
+// trend, tenants, with their charts) are made with excelize; unless the
+// report is redacted, a second streamed pass over the run's rows in src
+// writes the list sheets (see sheet.go) straight into the zip written to
+// w, all but "All conversations" through temporary files in
+// opts.TempDir, so memory stays flat for any number of rows.
 func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Options) error {
 	redact := opts.Redact || r.Redacted
 	f := excelize.NewFile()
@@ -154,10 +170,7 @@ func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Op
 	}
 	names := append([]string{SheetTrend, SheetTenants}, graphSheets(r, redact)...)
 	if !redact {
-		for _, k := range listKinds {
-			names = append(names, string(k))
-		}
-		names = append(names, SheetChanged, SheetAll)
+		names = append(names, listSheetNames()...)
 	}
 	for _, n := range names {
 		if _, err := f.NewSheet(n); err != nil {
@@ -179,151 +192,287 @@ func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Op
 	}
 	var sheets []*listSheet
 	if !redact {
-		sheets, err = writeLists(ctx, f, st, r, src)
-		if err != nil {
-			return err
+		sheets = plannedSheets(r)
+		for _, ls := range sheets {
+			// The sheet itself is written below; this is the workbook's
+			// name for its filter range, as Excel keeps it.
+			if err := f.AutoFilter(ls.name, filterRef(ls.rows), nil); err != nil {
+				return fmt.Errorf("add filter to sheet %q: %w", ls.name, err)
+			}
 		}
 	}
 	if err := writeSummary(f, st, r, sheets); err != nil {
 		return fmt.Errorf("write sheet %s: %w", SheetSummary, err)
 	}
 	f.SetActiveSheet(0)
-	if err := f.Write(w); err != nil {
+	small, err := f.WriteToBuffer()
+	if err != nil {
+		return fmt.Errorf("write workbook of run %d: %w", r.Run.ID, err)
+	}
+	if redact {
+		if _, err := small.WriteTo(w); err != nil {
+			return fmt.Errorf("write workbook of run %d: %w", r.Run.ID, err)
+		}
+		return nil
+	}
+	if err := writeWithLists(ctx, w, small.Bytes(), r, src, st, sheets, opts); err != nil {
 		return fmt.Errorf("write workbook of run %d: %w", r.Run.ID, err)
 	}
 	return nil
 }
 
-func writeLists(ctx context.Context, f *excelize.File, st styles, r *Report, src Source) ([]*listSheet, error) {
-	byName := map[string]*listSheet{}
-	var sheets []*listSheet
-	for _, k := range listKinds {
-		sheets = append(sheets, &listSheet{name: string(k)})
+// sheetCompression is the deflate level of the list sheets: level 6
+// (flate.DefaultCompression) is within 2 % of the best size at less than
+// half its time.
+const sheetCompression = flate.DefaultCompression
+
+// writeWithLists writes to w the workbook excelize made (small, whose list
+// sheets are empty placeholders) with the list sheets streamed in and the
+// shared-string table extended by theirs.
+func writeWithLists(ctx context.Context, w io.Writer, small []byte, r *Report, src Source, st styles, planned []*listSheet, opts Options) error {
+	zr, err := zip.NewReader(bytes.NewReader(small), int64(len(small)))
+	if err != nil {
+		return err
 	}
-	sheets = append(sheets, &listSheet{name: SheetChanged}, &listSheet{name: SheetAll})
-	header := make([]any, len(Columns))
-	for i, c := range Columns {
-		header[i] = excelize.Cell{StyleID: st.header, Value: c}
+	parts, err := sheetParts(zr)
+	if err != nil {
+		return err
 	}
-	for _, ls := range sheets {
-		// List sheets print landscape, one page wide: a 2,000-row sheet
-		// is a few dozen pages, not hundreds of column strips.
-		if err := printLandscape(f, ls.name, true); err != nil {
-			return nil, fmt.Errorf("set print layout of %q: %w", ls.name, err)
+	sstXML, err := readPart(zr, sharedStringsPart)
+	if err != nil {
+		return err
+	}
+	sstHead, sstBody, sstCount, err := splitSST(sstXML)
+	if err != nil {
+		return err
+	}
+	skip := map[string]bool{sharedStringsPart: true}
+	for _, ls := range planned {
+		p, ok := parts[ls.name]
+		if !ok {
+			return fmt.Errorf("sheet %q has no part", ls.name)
 		}
-		sw, err := f.NewStreamWriter(ls.name)
-		if err != nil {
-			return nil, fmt.Errorf("open sheet %q: %w", ls.name, err)
+		skip[p] = true
+	}
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(out, sheetCompression)
+	})
+	for _, zf := range zr.File {
+		if skip[zf.Name] {
+			continue
 		}
-		ls.sw = sw
-		byName[ls.name] = ls
-		for i, wd := range columnWidths {
-			if err := sw.SetColWidth(i+1, i+1, wd); err != nil {
-				return nil, fmt.Errorf("set column widths of %q: %w", ls.name, err)
+		if err := zw.Copy(zf); err != nil {
+			return err
+		}
+	}
+
+	sst := newSharedStrings(sstCount)
+	byName := map[string]*sheetWriter{}
+	var sheets []*sheetWriter
+	type spool struct {
+		f  *os.File
+		bw *bufio.Writer
+	}
+	spools := map[string]spool{}
+	defer func() {
+		for _, sp := range spools {
+			sp.f.Close()
+			os.Remove(sp.f.Name())
+		}
+	}()
+	// Every sheet but the last is spooled to a temporary file (a zip
+	// entry must be written whole); the biggest, "All conversations",
+	// goes straight into the zip.
+	for _, ls := range planned {
+		var sw *sheetWriter
+		if ls.name == SheetAll {
+			entry, err := zw.CreateHeader(&zip.FileHeader{Name: parts[ls.name], Method: zip.Deflate, Modified: r.Run.StartedAt})
+			if err != nil {
+				return err
+			}
+			sw, err = newSheetWriter(ls.name, entry, false, sst, st)
+			if err != nil {
+				return err
+			}
+		} else {
+			tf, err := os.CreateTemp(opts.TempDir, ".blockreport-sheet-*")
+			if err != nil {
+				return fmt.Errorf("spool sheet %q: %w", ls.name, err)
+			}
+			sp := spool{f: tf, bw: bufio.NewWriterSize(tf, 256<<10)}
+			spools[ls.name] = sp
+			sw, err = newSheetWriter(ls.name, sp.bw, true, sst, st)
+			if err != nil {
+				return err
 			}
 		}
-		if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
-			return nil, fmt.Errorf("freeze header of %q: %w", ls.name, err)
-		}
-		if err := sw.SetRow("A1", header, excelize.RowOpts{Height: 20}); err != nil {
-			return nil, fmt.Errorf("write header of %q: %w", ls.name, err)
-		}
+		byName[ls.name] = sw
+		sheets = append(sheets, sw)
 	}
 	all, changed := byName[SheetAll], byName[SheetChanged]
-
-	values := make([]any, len(Columns))
-	write := func(ls *listSheet) error {
-		ls.total++
-		if ls.rows >= maxDataRows {
-			ls.truncated = true
-			return nil
-		}
-		ls.rows++
-		cell, _ := excelize.CoordinatesToCellName(1, ls.rows+1)
-		if err := ls.sw.SetRow(cell, values); err != nil {
-			return fmt.Errorf("write row %d of sheet %q: %w", ls.rows+1, ls.name, err)
-		}
-		return nil
-	}
 	n := 0
-	err := src.Rows(ctx, r.Run.ID, func(row blockreport.Row) error {
+	err = src.Rows(ctx, r.Run.ID, func(row blockreport.Row) error {
 		if n++; n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		rowValues(values, row, st)
 		if k, ok := listOf(row.Status); ok {
-			if err := write(byName[string(k)]); err != nil {
+			if err := byName[string(k)].write(&row); err != nil {
 				return err
 			}
 		}
 		if !r.Incomplete && row.PreviousStatus != "" && row.PreviousStatus != row.Status {
-			if err := write(changed); err != nil {
+			if err := changed.write(&row); err != nil {
 				return err
 			}
 		}
-		return write(all)
+		return all.write(&row)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write rows of run %d: %w", r.Run.ID, err)
+		return fmt.Errorf("write rows of run %d: %w", r.Run.ID, err)
 	}
-	last, _ := excelize.ColumnNumberToName(len(Columns))
-	for _, ls := range sheets {
-		// The filter covers the header and every data row (at least one
-		// row, so an empty sheet still gets filter buttons).
-		ref := fmt.Sprintf("A1:%s%d", last, max(ls.rows, 1)+1)
-		if err := f.AutoFilter(ls.name, ref, nil); err != nil {
-			return nil, fmt.Errorf("add filter to sheet %q: %w", ls.name, err)
+	if err := all.finish(); err != nil {
+		return err
+	}
+	for _, sw := range sheets {
+		if sw == all {
+			continue
 		}
-		if err := ls.sw.Flush(); err != nil {
-			return nil, fmt.Errorf("finish sheet %q: %w", ls.name, err)
+		if err := sw.finish(); err != nil {
+			return err
+		}
+		sp := spools[sw.name]
+		if err := sp.bw.Flush(); err != nil {
+			return fmt.Errorf("spool sheet %q: %w", sw.name, err)
+		}
+		if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("spool sheet %q: %w", sw.name, err)
+		}
+		entry, err := zw.CreateRaw(&zip.FileHeader{Name: parts[sw.name], Method: zip.Deflate, Modified: r.Run.StartedAt,
+			CRC32: sw.crc.Sum32(), CompressedSize64: uint64(sw.cw.n), UncompressedSize64: uint64(sw.raw)})
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(entry, sp.f); err != nil {
+			return fmt.Errorf("copy sheet %q: %w", sw.name, err)
 		}
 	}
-	return sheets, nil
+	entry, err := zw.CreateHeader(&zip.FileHeader{Name: sharedStringsPart, Method: zip.Deflate, Modified: r.Run.StartedAt})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(entry)
+	bw.WriteString(sstHead)
+	fmt.Fprintf(bw, ` uniqueCount="%d">`, sstCount+len(sst.list))
+	bw.WriteString(sstBody)
+	var b []byte
+	for _, s := range sst.list {
+		b = append(b[:0], `<si>`...)
+		b = appendT(b, s)
+		b = append(b, `</si>`...)
+		bw.Write(b)
+	}
+	bw.WriteString(`</sst>`)
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
-// rowValues fills v with the cells of one row, in Columns order. Every
-// string is a string cell (never a formula), cleaned of characters XML
-// cannot carry and cut to Excel's cell limit.
-func rowValues(v []any, r blockreport.Row, st styles) {
-	str := func(s string) any {
-		if s == "" {
-			return nil
+const sharedStringsPart = "xl/sharedStrings.xml"
+
+func readPart(zr *zip.Reader, name string) ([]byte, error) {
+	rc, err := zr.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("read part %s: %w", name, err)
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// sheetParts maps each sheet name of the workbook to its part
+// (xl/worksheets/sheetN.xml), through workbook.xml and its relationships.
+func sheetParts(zr *zip.Reader) (map[string]string, error) {
+	wb, err := readPart(zr, "xl/workbook.xml")
+	if err != nil {
+		return nil, err
+	}
+	rels, err := readPart(zr, "xl/_rels/workbook.xml.rels")
+	if err != nil {
+		return nil, err
+	}
+	var book struct {
+		Sheets []struct {
+			Name string `xml:"name,attr"`
+			RID  string `xml:"http://schemas.openxmlformats.org/officeDocument/2006/relationships id,attr"`
+		} `xml:"sheets>sheet"`
+	}
+	if err := xml.Unmarshal(wb, &book); err != nil {
+		return nil, fmt.Errorf("read workbook.xml: %w", err)
+	}
+	var rs struct {
+		Rels []struct {
+			ID     string `xml:"Id,attr"`
+			Target string `xml:"Target,attr"`
+		} `xml:"Relationship"`
+	}
+	if err := xml.Unmarshal(rels, &rs); err != nil {
+		return nil, fmt.Errorf("read workbook.xml.rels: %w", err)
+	}
+	targets := map[string]string{}
+	for _, rel := range rs.Rels {
+		t := rel.Target
+		if strings.HasPrefix(t, "/") {
+			t = strings.TrimPrefix(t, "/")
+		} else {
+			t = "xl/" + t
 		}
-		return clean(s)
+		targets[rel.ID] = t
 	}
-	date := func(t time.Time) any {
-		x := excelTime(t)
-		if x == nil {
-			return nil
+	out := map[string]string{}
+	for _, s := range book.Sheets {
+		if t, ok := targets[s.RID]; ok {
+			out[s.Name] = t
 		}
-		return excelize.Cell{StyleID: st.date, Value: x}
 	}
-	var prev any
-	if r.PreviousStatus != "" {
-		prev = r.PreviousStatus.Label()
+	return out, nil
+}
+
+// splitSST splits excelize's shared-string table into its opening tag
+// without the counts and the ">" (head), its <si> entries (body), and
+// their number.
+func splitSST(b []byte) (head, body string, n int, err error) {
+	s := string(b)
+	i := strings.Index(s, "<sst")
+	if i < 0 {
+		return "", "", 0, fmt.Errorf("read %s: no <sst>", sharedStringsPart)
 	}
-	var code any
-	if r.HTTPStatus != 0 {
-		code = r.HTTPStatus
+	j := strings.Index(s[i:], ">")
+	if j < 0 {
+		return "", "", 0, fmt.Errorf("read %s: unterminated <sst>", sharedStringsPart)
 	}
-	v[0] = r.Status.Label()
-	v[1] = str(Reason(r))
-	v[2] = str(r.UserName)
-	v[3] = str(r.Email)
-	v[4] = str(r.AADObjectID)
-	v[5] = str(r.UserID)
-	v[6] = str(r.TenantID)
-	v[7] = string(scopeOf(r.ConversationType))
-	v[8] = str(r.ConversationID)
-	v[9] = code
-	v[colProbedAt-1] = date(r.ProbedAt)
-	v[colStatusSince-1] = date(r.StatusSince)
-	v[12] = prev
-	v[13] = str(r.Detail)
-	v[14] = str(r.TeamID)
-	v[15] = str(r.ServiceURL)
+	tag := s[i : i+j]
+	selfClosing := strings.HasSuffix(tag, "/")
+	tag = strings.TrimSuffix(tag, "/")
+	// Drop the count attributes: uniqueCount is written anew, count
+	// (optional) is left out.
+	for _, attr := range []string{"count", "uniqueCount"} {
+		if k := strings.Index(tag, " "+attr+`="`); k >= 0 {
+			end := strings.Index(tag[k+len(attr)+3:], `"`)
+			tag = tag[:k] + tag[k+len(attr)+4+end:]
+		}
+	}
+	head = s[:i] + tag
+	if !selfClosing {
+		end := strings.LastIndex(s, "</sst>")
+		if end < i+j {
+			return "", "", 0, fmt.Errorf("read %s: unterminated <sst>", sharedStringsPart)
+		}
+		body = s[i+j+1 : end]
+	}
+	return head, body, strings.Count(body, "<si>"), nil
 }
 
 // cells writes a row of values starting at column 1 of row.

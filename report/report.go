@@ -40,6 +40,9 @@ type Options struct {
 	// ChangeLimit caps the rows each list of changes keeps for the HTML
 	// page (0: DefaultChangeLimit).
 	ChangeLimit int
+	// TempDir is where the workbook writer spools its list sheets
+	// ("": os.TempDir); the command passes the output directory.
+	TempDir string
 }
 
 func (o Options) listLimit() int {
@@ -90,6 +93,9 @@ type Report struct {
 	// TypingIncidents are the tenants whose typing probes failed with 502s
 	// as during a Teams incident (incidents.go).
 	TypingIncidents []TypingIncident
+	// ChangedRows is the number of conversations whose status differs
+	// from their previous result (the rows of sheet "Changed").
+	ChangedRows int
 }
 
 // StatusCount is the number of conversations of one status.
@@ -402,6 +408,9 @@ func Build(ctx context.Context, src Source, runID int64, opts Options) (*Report,
 		dc.Total++
 		dc.Counts[row.Status]++
 		ga.row(row, tc)
+		if !r.Incomplete && row.PreviousStatus != "" && row.PreviousStatus != row.Status {
+			r.ChangedRows++
+		}
 		if k, ok := changeOf(row); ok && !r.Incomplete {
 			c := changes[k]
 			c.Total++

@@ -186,7 +186,7 @@ func buildReports(ctx context.Context, cfg reportConfig, db *store.DB, run block
 	if err := os.MkdirAll(cfg.Out, 0o750); err != nil {
 		return nil, nil, outDirError(cfg.Out, err)
 	}
-	opts := report.Options{Redact: cfg.Redact}
+	opts := report.Options{Redact: cfg.Redact, TempDir: cfg.Out}
 	r, err := report.Build(ctx, db, run.ID, opts)
 	if errors.Is(err, report.ErrNoRows) {
 		return nil, nil, fmt.Errorf("run %d has no results yet: nothing to report", run.ID)

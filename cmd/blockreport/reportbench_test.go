@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/faketeams"
+	"github.com/blockreport/blockreport/internal/pgtest"
+	"github.com/blockreport/blockreport/store"
+)
+
+// benchPopulation is the population the report benchmark stores: faketeams'
+// generator, so ids are as long as Teams' own (29:1 + 60 characters for a
+// user, a:1 + 60 for a 1:1 conversation, 19:…@thread.tacv2 for a channel,
+// GUIDs for tenants and AAD objects), names with accents and emoji, and
+// the state mix of a large bot.
+func benchPopulation(n, tenants int) []faketeams.Conversation {
+	return faketeams.Generate(faketeams.GenerateOptions{
+		Users: n, Tenants: tenants, Seed: 18,
+		Blocked: 0.06, Uninstalled: 0.05, AdminDisabled: 0.01, Deleted: 0.03, Transient: 0.02, TeamShare: 0.10,
+	})
+}
+
+// teamsServiceURL is the service URL of Teams' Americas region, as long as
+// the ones real references carry.
+const teamsServiceURL = "https://smba.trafficmanager.net/amer/"
+
+// probeAnswer is what "blockreport probe" records for a conversation in a
+// faketeams state (TestReportBenchStoreIsTheCommandsStore checks it
+// against the probe command itself).
+func probeAnswer(c faketeams.Conversation) (blockreport.Status, int, string, string, int) {
+	switch c.State {
+	case faketeams.StateBlocked:
+		if c.BlockShape == faketeams.BlockTeamsCRLF || c.BlockShape == faketeams.BlockTeamsLF {
+			return blockreport.StatusBlocked, 403, "MessageWritesBlocked", "Thread is blocked from message writes.", 1
+		}
+		return blockreport.StatusBlocked, 403, "ConversationBlockedByUser", "User blocked the conversation with the bot.", 1
+	case faketeams.StateUninstalled:
+		return blockreport.StatusUninstalled, 403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.", 1
+	case faketeams.StateAdminDisabled:
+		return blockreport.StatusAdminDisabled, 403, "BotDisabledByAdmin", "The tenant admin disabled this bot", 1
+	case faketeams.StateDeleted:
+		return blockreport.StatusNotFound, 404, "ConversationNotFound", "Conversation not found.", 1
+	case faketeams.StateScripted: // one transient failure, then created
+		return blockreport.StatusReachable, 201, "HTTP 201", "", 2
+	}
+	return blockreport.StatusReachable, 201, "HTTP 201", "", 1
+}
+
+// earlierState is the state a conversation had in the runs before the
+// last one: every 20th conversation changed since (active ones were
+// blocked, the others were active), so sheet "Changed" and the change
+// counts have rows, as a monthly run's would.
+func earlierState(i int, c faketeams.Conversation) faketeams.Conversation {
+	if i%20 != 0 {
+		return c
+	}
+	if c.State == faketeams.StateActive {
+		c.State, c.BlockShape = faketeams.StateBlocked, faketeams.BlockEnvelope
+	} else {
+		c.State = faketeams.StateActive
+	}
+	return c
+}
+
+// seedReportStore fills the store at dbURL as "blockreport import" of
+// faketeams' exported references and `runs` finished runs of "blockreport
+// probe" would: the references as faketeams exports them (serviceURL, when
+// not empty, replaces the fake's own), then per run one result per
+// reference with what the probe records for its state. It writes through
+// the store's own API, so the rows are the command's rows, only faster to
+// make than probing a million conversations.
+func seedReportStore(tb testing.TB, dbURL string, pop []faketeams.Conversation, runs int, serviceURL string) {
+	tb.Helper()
+	ctx := context.Background()
+	fake, err := faketeams.Start(faketeams.Config{Population: pop, Limits: faketeams.NoLimits()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	refs := fake.References()
+	fake.Close()
+	byKey := make(map[string]int, len(pop))
+	for i := range refs {
+		if serviceURL != "" {
+			refs[i].ServiceURL = serviceURL
+		}
+		byKey[refs[i].Key()] = i
+	}
+	db, err := store.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Date(2026, 11, 2, 6, 0, 0, 0, time.UTC)
+	for i := 0; i < len(refs); i += 50_000 {
+		if _, err := db.UpsertReferences(ctx, refs[i:min(i+50_000, len(refs))], start); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	refs = nil
+	for k := range runs {
+		at := start.AddDate(0, 0, 30*(k-runs+1)+30)
+		run, err := db.CreateRun(ctx, "typing", nil, at)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tenants, err := db.PendingTenants(ctx, run.ID)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var results []blockreport.Result
+		for _, t := range tenants {
+			err := db.Pending(ctx, run.ID, t, func(ref blockreport.Reference) error {
+				i, ok := byKey[ref.Key()]
+				if !ok {
+					return fmt.Errorf("reference %s not in the population", ref.Key())
+				}
+				c := pop[i]
+				if k < runs-1 {
+					c = earlierState(i, c)
+				}
+				st, code, reason, detail, attempts := probeAnswer(c)
+				results = append(results, blockreport.Result{RunID: run.ID, ReferenceID: ref.ID, Status: st, HTTPStatus: code,
+					Reason: reason, Detail: detail, Attempts: attempts, Latency: 3 * time.Millisecond,
+					ProbedAt: at.Add(time.Duration(len(results)) * time.Millisecond)})
+				return nil
+			})
+			if err != nil {
+				tb.Fatal(err)
+			}
+		}
+		for i := 0; i < len(results); i += 5000 {
+			if err := db.SaveResults(ctx, results[i:min(i+5000, len(results))]); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if ok, err := db.FinishRun(ctx, run.ID, at.Add(time.Hour)); err != nil || !ok {
+			tb.Fatalf("finish run %d: %v, %v", run.ID, ok, err)
+		}
+	}
+}
+
+// BenchmarkReportCommand runs the blockreport binary's report command, as
+// users run it, on stores of 100,000 and 1,000,000 references (50 tenants,
+// Teams' id lengths, two runs) on SQLite and PostgreSQL, and reports its
+// wall time, peak RSS (the kernel's ru_maxrss of the process, what
+// /usr/bin/time -v prints) and the sizes of the workbook and HTML page.
+// With BLOCKREPORT_BENCH_SOFFICE=1 it also times LibreOffice loading the
+// workbook (soffice --headless --convert-to csv, 600 s timeout).
+// BLOCKREPORT_BENCH_DIR keeps the seeded SQLite stores there for reruns.
+//
+// Run: make bench-report (or -bench 'ReportCommand/sqlite/100k').
+func BenchmarkReportCommand(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "blockreport")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, n := range []int{100_000, 1_000_000} {
+			b.Run(fmt.Sprintf("%s/%dk", backend, n/1000), func(b *testing.B) {
+				dbURL := benchStore(b, backend, n)
+				for b.Loop() {
+					benchReport(b, bin, dbURL)
+				}
+			})
+		}
+	}
+}
+
+// benchStore returns the URL of a seeded store of n references.
+func benchStore(b *testing.B, backend string, n int) string {
+	b.Helper()
+	if backend == "postgres" {
+		u := pgtest.URL(b)
+		seedReportStore(b, u, benchPopulation(n, 50), 2, teamsServiceURL)
+		return u
+	}
+	dir := os.Getenv("BLOCKREPORT_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("report-bench-%d.db", n))
+	if _, err := os.Stat(path); err != nil {
+		seedReportStore(b, "sqlite:"+path+".tmp", benchPopulation(n, 50), 2, teamsServiceURL)
+		if err := os.Rename(path+".tmp", path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return "sqlite:" + path
+}
+
+func benchReport(b *testing.B, bin, dbURL string) {
+	b.Helper()
+	out := b.TempDir()
+	cmd := exec.Command(bin, "report", "--db", dbURL, "--out", out)
+	cmd.Env = append(os.Environ(), "BLOCKREPORT_LOG_LEVEL=warn")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	stdout, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		b.Fatalf("report: %v\n%s", err, stderr.String())
+	}
+	b.ReportMetric(wall.Seconds(), "wall-s")
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-rss-MB") // KiB on Linux
+	}
+	var xlsx string
+	for _, p := range strings.Fields(string(stdout)) {
+		st, err := os.Stat(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unit := strings.TrimPrefix(filepath.Ext(p), ".") + "-MB"
+		b.ReportMetric(float64(st.Size())/1e6, unit)
+		if strings.HasSuffix(p, ".xlsx") {
+			xlsx = p
+		}
+	}
+	if os.Getenv("BLOCKREPORT_BENCH_SOFFICE") == "1" && xlsx != "" {
+		start := time.Now()
+		cmd := exec.Command("timeout", "600", "soffice", "-env:UserInstallation=file://"+b.TempDir(),
+			"--headless", "--convert-to", "csv", "--outdir", b.TempDir(), xlsx)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Logf("soffice: %v\n%s", err, out)
+			b.ReportMetric(-1, "soffice-s")
+			return
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "soffice-s")
+	}
+}
