@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +18,7 @@ import (
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/faketeams"
 	"github.com/blockreport/blockreport/internal/pgtest"
+	"github.com/blockreport/blockreport/report"
 	"github.com/blockreport/blockreport/store"
 )
 
@@ -72,13 +76,13 @@ func earlierState(i int, c faketeams.Conversation) faketeams.Conversation {
 	return c
 }
 
-// seedReportStore fills the store at dbURL as "blockreport import" of
-// faketeams' exported references and `runs` finished runs of "blockreport
-// probe" would: the references as faketeams exports them (serviceURL, when
-// not empty, replaces the fake's own), then per run one result per
-// reference with what the probe records for its state. It writes through
-// the store's own API, so the rows are the command's rows, only faster to
-// make than probing a million conversations.
+// seedReportStore fills the store at dbURL as users do, except for the
+// probing: "blockreport import" of faketeams' exported references
+// (serviceURL, when not empty, replaces the fake's own), then `runs`
+// finished runs with one result per reference, what "blockreport probe"
+// records for its state, saved through the store's own API: the rows are
+// the command's rows, only faster to make than probing a million
+// conversations.
 func seedReportStore(tb testing.TB, dbURL string, pop []faketeams.Conversation, runs int, serviceURL string) {
 	tb.Helper()
 	ctx := context.Background()
@@ -86,27 +90,39 @@ func seedReportStore(tb testing.TB, dbURL string, pop []faketeams.Conversation, 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	refs := fake.References()
-	fake.Close()
-	byKey := make(map[string]int, len(pop))
-	for i := range refs {
-		if serviceURL != "" {
-			refs[i].ServiceURL = serviceURL
-		}
-		byKey[refs[i].Key()] = i
+	defer fake.Close()
+	file := filepath.Join(tb.TempDir(), "refs.jsonl")
+	f, err := os.Create(file)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	db, err := store.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var write io.Writer = bw
+	if serviceURL != "" {
+		write = &replaceWriter{w: bw, old: []byte(`"serviceUrl":"` + fake.ServiceURL("amer") + `"`), new: []byte(`"serviceUrl":"` + serviceURL + `"`)}
+	}
+	if err := fake.WriteReferences(write); err != nil {
+		tb.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+	var stderr strings.Builder
+	if err := run(ctx, []string{"import", "--db", dbURL, file}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		tb.Fatalf("import: %v: %s", err, stderr.String())
+	}
+	os.Remove(file)
+	byKey := make(map[string]int, len(pop))
+	for i, c := range pop {
+		byKey[c.TenantID+"|"+c.ConversationID] = i
+	}
+	db, err := store.OpenExisting(ctx, dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer db.Close()
 	start := time.Date(2026, 11, 2, 6, 0, 0, 0, time.UTC)
-	for i := 0; i < len(refs); i += 50_000 {
-		if _, err := db.UpsertReferences(ctx, refs[i:min(i+50_000, len(refs))], start); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	refs = nil
 	for k := range runs {
 		at := start.AddDate(0, 0, 30*(k-runs+1)+30)
 		run, err := db.CreateRun(ctx, "typing", nil, at)
@@ -120,7 +136,7 @@ func seedReportStore(tb testing.TB, dbURL string, pop []faketeams.Conversation, 
 		var results []blockreport.Result
 		for _, t := range tenants {
 			err := db.Pending(ctx, run.ID, t, func(ref blockreport.Reference) error {
-				i, ok := byKey[ref.Key()]
+				i, ok := byKey[ref.TenantID+"|"+ref.ConversationID]
 				if !ok {
 					return fmt.Errorf("reference %s not in the population", ref.Key())
 				}
@@ -238,4 +254,108 @@ func benchReport(b *testing.B, bin, dbURL string) {
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "soffice-s")
 	}
+}
+
+// TestReportBenchStoreIsTheCommandsStore: the store the report benchmark
+// seeds holds what "blockreport import" of faketeams' exported references
+// and "blockreport probe" against faketeams store for the same
+// population: every list-sheet column of every row is the same (ids of
+// Teams' lengths, reasons, details, HTTP statuses, scopes), times aside.
+// A change to the probe's answers or the export that the seeder does not
+// follow fails here, so the benchmark cannot drift from the command.
+func TestReportBenchStoreIsTheCommandsStore(t *testing.T) {
+	ctx := context.Background()
+	pop := benchPopulation(400, 3)
+	fake := startFake(t, faketeams.Config{Population: pop, Limits: faketeams.NoLimits()})
+	dir := t.TempDir()
+	refs := filepath.Join(dir, "refs.jsonl")
+	f, err := os.Create(refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.WriteReferences(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmdURL := "sqlite:" + filepath.Join(dir, "command.db")
+	if _, stderr, code := runCommand(t, "import", "--db", cmdURL, refs); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, stderr)
+	}
+	if stderr, code := runProbeCmd(t, ctx, probeEnv(fake, cmdURL, nil), "--rate", "1000"); code != 0 {
+		t.Fatalf("probe: exit %d: %s", code, stderr)
+	}
+	seedURL := "sqlite:" + filepath.Join(dir, "seeded.db")
+	seedReportStore(t, seedURL, pop, 1, fake.ServiceURL("amer"))
+
+	got, want := exportRows(t, seedURL), exportRows(t, cmdURL)
+	if len(got) != len(pop) || len(want) != len(pop) {
+		t.Fatalf("seeded store has %d rows, command's %d, population %d", len(got), len(want), len(pop))
+	}
+	statuses := map[blockreport.Status]int{}
+	for key, w := range want {
+		g, ok := got[key]
+		if !ok {
+			t.Errorf("reference %s: not in the seeded store", key)
+			continue
+		}
+		if g != w {
+			t.Errorf("reference %s:\nseeded  %+v\ncommand %+v", key, g, w)
+		}
+		statuses[w.Status]++
+	}
+	// The population covers every answer the seeder imitates.
+	for _, s := range []blockreport.Status{blockreport.StatusReachable, blockreport.StatusBlocked, blockreport.StatusUninstalled,
+		blockreport.StatusAdminDisabled, blockreport.StatusNotFound} {
+		if statuses[s] == 0 {
+			t.Errorf("no %s conversation in the population: the comparison does not cover it", s)
+		}
+	}
+	// And its ids are Teams' lengths, not short stand-ins.
+	for _, c := range pop {
+		if c.ConversationType == blockreport.ConversationPersonal && (len(c.UserID) != 64 || len(c.ConversationID) != 63 || len(c.AADObjectID) != 36 || len(c.TenantID) != 36) {
+			t.Fatalf("population ids of lengths %d, %d, %d, %d: want Teams' 64, 63, 36, 36", len(c.UserID), len(c.ConversationID), len(c.AADObjectID), len(c.TenantID))
+		}
+	}
+}
+
+// exportRows maps each reference's key to its row of the latest run as the
+// export (which has every list-sheet column) shows it, without the times
+// and database ids that differ between two stores.
+func exportRows(t *testing.T, dbURL string) map[string]report.ExportRow {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.OpenExisting(ctx, dbURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	run, err := db.LatestFinishedRun(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]report.ExportRow{}
+	err = db.Rows(ctx, run.ID, func(r blockreport.Row) error {
+		x := report.NewExportRow(r)
+		x.ProbedAt, x.StatusSince, x.ReferenceID, x.RunID = nil, nil, 0, 0
+		out[r.Key()] = x
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// replaceWriter replaces old by new in what is written through it; each
+// Write must hold whole occurrences (json.Encoder writes a line at a time).
+type replaceWriter struct {
+	w        io.Writer
+	old, new []byte
+}
+
+func (r *replaceWriter) Write(p []byte) (int, error) {
+	if _, err := r.w.Write(bytes.ReplaceAll(p, r.old, r.new)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
