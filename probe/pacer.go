@@ -23,9 +23,9 @@ const (
 // the sliding window it promises.
 //
 // Its rate adapts (AIMD): it starts at the ceiling (--rate); a 429 pauses
-// the tenant (Retry-After, else backoff) and halves the rate, once per
+// the tenant (Retry-After, else backoff) and cuts the rate to 70 %, once per
 // pause: only a 429 to a request sent after the last decrease lowers it
-// again. Every other answer adds ceiling/20 requests/s per second of
+// again. Every other answer adds ceiling/10 requests/s per second of
 // answers back (additive increase) up to the ceiling.
 //
 // Requests ask for a send time (reserve) and wait for it without holding a
@@ -50,7 +50,7 @@ type pacer struct {
 	sent        []time.Time // ring of the last k send times
 	head        int         // oldest entry of sent
 	pausedUntil time.Time
-	lastCut     time.Time // when the rate was last halved
+	lastCut     time.Time // when the rate was last cut
 }
 
 const (
@@ -59,7 +59,10 @@ const (
 	// promises k sends per k/rate seconds instead of per second).
 	maxWindow = 512
 	// catchUp is how much lost schedule a tenant may make up at once.
-	catchUp = 100 * time.Millisecond
+	catchUp = time.Second
+	// decrease is the multiplicative decrease of a 429 (TCP CUBIC's):
+	// gentler than halving, as a tenant's 429 is usually one request over.
+	decrease = 0.7
 )
 
 func newPacer(ceiling float64, now func() time.Time) *pacer {
@@ -128,7 +131,7 @@ func (p *pacer) take() (wait time.Duration, paused bool) {
 }
 
 // throttled records a 429 to a request sent at sentAt: pause the tenant
-// for d and, once per pause, halve its rate.
+// for d and, once per pause, cut its rate.
 func (p *pacer) throttled(sentAt time.Time, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -137,18 +140,18 @@ func (p *pacer) throttled(sentAt time.Time, d time.Duration) {
 		p.pausedUntil = until
 	}
 	if p.lastCut.IsZero() || sentAt.After(p.lastCut) {
-		p.cur = max(p.cur/2, min(minRate, p.ceiling))
+		p.cur = max(p.cur*decrease, min(minRate, p.ceiling))
 		p.lastCut = now
 	}
 }
 
 // ok records an answer that was not throttled: recover the rate by
-// ceiling/20 requests/s per second of answers (1/cur of that per answer).
+// ceiling/10 requests/s per second of answers (1/cur of that per answer).
 func (p *pacer) ok() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur < p.ceiling {
-		p.cur = min(p.ceiling, p.cur+p.ceiling/20/p.cur)
+		p.cur = min(p.ceiling, p.cur+p.ceiling/10/p.cur)
 	}
 }
 

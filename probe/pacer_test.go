@@ -3,6 +3,7 @@ package probe
 import (
 	"container/heap"
 	"context"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -229,15 +230,15 @@ func TestPacerAIMD(t *testing.T) {
 	sent := clock.t
 	clock.t = clock.t.Add(100 * time.Millisecond)
 	pc.throttled(sent, 2*time.Second)
-	if got := pc.current(); got != 20 {
-		t.Fatalf("after a 429: %g/s, want 20", got)
+	if got := pc.current(); got != 28 {
+		t.Fatalf("after a 429: %g/s, want 28 (70 %%)", got)
 	}
 	// Three more 429s to requests sent before the cut: same pause, no cut.
 	for range 3 {
 		pc.throttled(sent, 2*time.Second)
 	}
-	if got := pc.current(); got != 20 {
-		t.Errorf("after more 429s of the same pause: %g/s, want 20", got)
+	if got := pc.current(); got != 28 {
+		t.Errorf("after more 429s of the same pause: %g/s, want 28", got)
 	}
 	if d, paused := pc.take(); !paused || d != 2*time.Second {
 		t.Errorf("take during the pause: %v, paused %v; want 2s (Retry-After)", d, paused)
@@ -253,18 +254,18 @@ func TestPacerAIMD(t *testing.T) {
 	sent2 := clock.t
 	clock.t = clock.t.Add(100 * time.Millisecond)
 	pc.throttled(sent2, time.Second)
-	if got := pc.current(); got != 10 {
-		t.Errorf("after a 429 of a new pause: %g/s, want 10", got)
+	if got := pc.current(); math.Abs(got-19.6) > 1e-9 {
+		t.Errorf("after a 429 of a new pause: %g/s, want 19.6", got)
 	}
-	// Additive increase: ceiling/20 per second of answers, 2/s per second
-	// here: from 10/s to 12/s takes about a second of answers (~11).
+	// Additive increase: ceiling/10 per second of answers, 4/s per second
+	// here: from 19.6/s to 23.6/s takes about a second of answers (~22).
 	n := 0
-	for pc.current() < 12 {
+	for pc.current() < 23.6 {
 		pc.ok()
 		n++
 	}
-	if n < 9 || n > 12 {
-		t.Errorf("%d answers from 10/s to 12/s, want about 11", n)
+	if n < 19 || n > 24 {
+		t.Errorf("%d answers from 19.6/s to 23.6/s, want about 22", n)
 	}
 	for range 10000 {
 		pc.ok()
@@ -299,8 +300,14 @@ func TestPacerSchedule(t *testing.T) {
 			past++
 		}
 	}
-	if past != 6 { // now-100ms, -80, -60, -40, -20, now
-		t.Errorf("%d reservations due at once after idling, want 6 (100 ms of catch-up at 50/s)", past)
+	if past != 10 { // now-1s, -980ms, ...: a second of catch-up
+		t.Errorf("%d of 10 reservations due at once after idling, want all (1 s of catch-up at 50/s)", past)
+	}
+	for pc.reserve().Before(clock.t) {
+		past++
+	}
+	if past != 50 { // now-1s ... now-20ms
+		t.Errorf("%d reservations in the past after idling, want 50", past)
 	}
 	// A late send: the next reservation is still on the schedule.
 	next := pc.reserve()

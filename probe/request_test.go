@@ -57,7 +57,7 @@ func TestRetryAfter(t *testing.T) {
 }
 
 // TestRateRecoversAfter429WhileBlocked: after one 429 the tenant's rate is
-// halved; the definite 403 answers that follow (blocked users) count as
+// cut to 70 %; the definite 403 answers that follow (blocked users) count as
 // successes for the pacer, so the rate climbs back towards --rate.
 func TestRateRecoversAfter429WhileBlocked(t *testing.T) {
 	tok, _ := tokenServer(t)
@@ -84,10 +84,10 @@ func TestRateRecoversAfter429WhileBlocked(t *testing.T) {
 	if st.count() != len(refs) {
 		t.Errorf("%d results, want %d", st.count(), len(refs))
 	}
-	// Halved to 500/s, then each answer adds (1000/20)/rate: after 59
-	// answers r² = 500² + 2·50·59, r ≈ 505.9/s.
-	if got := p.pacer("t").current(); got < 505.5 || got > 506.5 {
-		t.Errorf("rate after one 429 and %d blocked answers: %g/s, want about 505.9/s", len(refs)-1, got)
+	// Cut to 700/s, then each answer adds (1000/10)/rate: after 59
+	// answers r² = 700² + 2·100·59, r ≈ 708.4/s.
+	if got := p.pacer("t").current(); got < 708 || got > 709 {
+		t.Errorf("rate after one 429 and %d blocked answers: %g/s, want about 708.4/s", len(refs)-1, got)
 	}
 }
 
