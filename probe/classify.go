@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -86,6 +87,9 @@ const (
 // "<JSON with subCode>"}, the client's standardizedError shape, empty bodies,
 // and non-JSON bodies (HTML error pages, plain text) containing a code.
 func Classify(httpStatus int, body []byte) (status blockreport.Status, reason, detail string) {
+	if httpStatus >= 200 && httpStatus < 300 {
+		return blockreport.StatusReachable, "HTTP " + strconv.Itoa(httpStatus), "" // the body is never read
+	}
 	code, detail := extract(body)
 	reason = sanitize(code, maxReason)
 	if reason == "" {

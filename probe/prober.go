@@ -190,6 +190,9 @@ type Prober struct {
 	gcc     *url.URL // nil: no InvalidBotApiHost retry
 	message map[string]any
 
+	bases  sync.Map     // service URL → parsed base (serviceBase)
+	nbases atomic.Int64 // entries stored in bases
+
 	mu       sync.Mutex
 	pacers   map[string]*pacer
 	prog     Progress

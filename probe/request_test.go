@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -157,6 +158,33 @@ func TestProbeTenantThenRun(t *testing.T) {
 	for _, r := range refs {
 		if got := st.result(t, r.ID); got.Status != blockreport.StatusReachable || got.RunID != 1 {
 			t.Errorf("reference %d: %s in run %d, want reachable in run 1", r.ID, got.Status, got.RunID)
+		}
+	}
+}
+
+// TestTypingActivityBytes: the struct encoding of a typing activity is the
+// same bytes as the map encoding it replaced, with and without the
+// optional fields.
+func TestTypingActivityBytes(t *testing.T) {
+	for _, ref := range []blockreport.Reference{
+		{TenantID: "t1", UserID: "29:u", ConversationType: blockreport.ConversationPersonal, Locale: "en-US"},
+		{TenantID: "t1"},
+	} {
+		a := map[string]any{"type": "typing", "channelId": "msteams", "from": map[string]any{"id": "28:b"}}
+		if ref.UserID != "" {
+			a["recipient"] = map[string]any{"id": ref.UserID}
+		}
+		cv := map[string]any{"id": "a:c", "tenantId": ref.TenantID}
+		if ref.ConversationType != "" {
+			cv["conversationType"] = string(ref.ConversationType)
+		}
+		a["conversation"] = cv
+		if ref.Locale != "" {
+			a["locale"] = ref.Locale
+		}
+		want, _ := json.Marshal(a)
+		if got := typingActivity(ref, "28:b", "a:c"); string(got) != string(want) {
+			t.Errorf("typing activity\n got %s\nwant %s", got, want)
 		}
 	}
 }
