@@ -45,6 +45,13 @@ type ExportRow struct {
 	Detail           string             `json:"detail,omitempty"`
 	TeamID           string             `json:"teamId,omitempty"`
 	ServiceURL       string             `json:"serviceUrl"`
+	TenantName       string             `json:"tenantName,omitempty"`
+	Department       string             `json:"department,omitempty"`
+	JobTitle         string             `json:"jobTitle,omitempty"`
+	UPN              string             `json:"userPrincipalName,omitempty"`
+	Account          string             `json:"account,omitempty"`
+	Installed        string             `json:"installedGraph,omitempty"`
+	GraphAnswer      string             `json:"graphAnswer,omitempty"`
 	ReferenceID      int64              `json:"referenceId"`
 	ConversationType string             `json:"conversationType"`
 	RunID            int64              `json:"runId"`
@@ -66,6 +73,8 @@ func NewExportRow(r blockreport.Row) ExportRow {
 		Scope: string(scopeOf(r.ConversationType)), ConversationID: r.ConversationID,
 		HTTPStatus: r.HTTPStatus, ProbedAt: timePtr(r.ProbedAt), StatusSince: timePtr(r.StatusSince),
 		PreviousStatus: r.PreviousStatus, Detail: r.Detail, TeamID: r.TeamID, ServiceURL: r.ServiceURL,
+		TenantName: r.TenantName, Department: r.Department, JobTitle: r.JobTitle, UPN: r.UPN, Account: r.Account,
+		Installed: installedLabel(r), GraphAnswer: graphAnswer(r),
 		ReferenceID: r.Reference.ID, ConversationType: string(r.ConversationType), RunID: r.RunID,
 	}
 }
@@ -151,6 +160,7 @@ func csvRecord(x ExportRow) []string {
 		x.Status.Label(), x.Reason, x.UserName, x.Email, x.AADObjectID, x.UserID,
 		x.TenantID, x.Scope, x.ConversationID, code, ts(x.ProbedAt),
 		ts(x.StatusSince), prev, x.Detail, x.TeamID, x.ServiceURL,
+		x.TenantName, x.Department, x.JobTitle, x.UPN, x.Account, x.Installed, x.GraphAnswer,
 		strconv.FormatInt(x.ReferenceID, 10), x.ConversationType,
 	}
 	for i, s := range rec {

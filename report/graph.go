@@ -416,3 +416,26 @@ func (r *Report) HasGraph() bool { return r.Graph.Checked > 0 || len(r.Graph.Una
 func init() {
 	funcs["graphTable"] = func(t rowTable, graph bool) rowTable { t.Graph = graph; return t }
 }
+
+// graphAnswer is the "Graph answer" cell: Graph's raw answer and what it
+// did, e.g. "HTTP 200 not installed; changed from blocked: Graph: app not
+// installed, ...".
+func graphAnswer(r blockreport.Row) string {
+	if r.GraphOutcome == "" {
+		return ""
+	}
+	out := string(r.GraphOutcome)
+	if r.GraphAnswer != "" {
+		out = r.GraphAnswer + "; " + out
+	}
+	if r.ConnectorStatus != "" {
+		out += " from " + r.ConnectorStatus.Label()
+	}
+	if r.OldConversationID != "" {
+		out += " (was " + r.OldConversationID + ")"
+	}
+	if r.GraphNote != "" {
+		out += ": " + r.GraphNote
+	}
+	return out
+}

@@ -127,6 +127,33 @@ func TestGraphReport(t *testing.T) {
 	if row := findRow(t, wb, SheetCoverage, 0, "Never x2"); row == 0 {
 		t.Error("Coverage sheet does not list a user who never installed")
 	}
+	// List sheets carry Graph's columns.
+	rows, err := wb.GetRows(SheetAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	var changed bool
+	for _, r := range rows[1:] {
+		get := func(h string) string {
+			if i, ok := col[h]; ok && i < len(r) {
+				return r[i]
+			}
+			return ""
+		}
+		if get("Tenant ID") == "tenant-aaaa" && (get("Tenant name") != "Contoso Ltd" || get("Account") == "" || get("Installed (Graph)") == "") {
+			t.Errorf("Contoso row without Graph's columns: %q", r)
+		}
+		if get("Installed (Graph)") == "no" && strings.Contains(get("Graph answer"), "changed from Blocked") {
+			changed = true
+		}
+	}
+	if !changed {
+		t.Error("no list row shows the verdict Graph changed")
+	}
 	if got := cell(t, wb, SheetTenants, "A2"); got != "Contoso Ltd (tenant-aaaa)" {
 		t.Errorf("Tenants A2 %q", got)
 	}

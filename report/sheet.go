@@ -82,6 +82,14 @@ var listColumns = []listColumn{
 	sharedCol("Detail", 40, func(r *blockreport.Row) string { return r.Detail }),
 	textCol("Team ID", 36, func(r *blockreport.Row) string { return r.TeamID }),
 	sharedCol("Service URL", 40, func(r *blockreport.Row) string { return r.ServiceURL }),
+	// Microsoft Graph's (empty when the run did not use it).
+	sharedCol("Tenant name", 24, func(r *blockreport.Row) string { return r.TenantName }),
+	sharedCol("Department", 18, func(r *blockreport.Row) string { return r.Department }),
+	sharedCol("Job title", 18, func(r *blockreport.Row) string { return r.JobTitle }),
+	textCol("UPN", 30, func(r *blockreport.Row) string { return r.UPN }),
+	sharedCol("Account", 16, func(r *blockreport.Row) string { return r.Account }),
+	sharedCol("Installed (Graph)", 11, func(r *blockreport.Row) string { return installedLabel(*r) }),
+	textCol("Graph answer", 30, func(r *blockreport.Row) string { return graphAnswer(*r) }),
 }
 
 func previousLabel(s blockreport.Status) string {
