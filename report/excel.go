@@ -500,7 +500,7 @@ const summaryWidth = 11
 // changes, about the run, notes. The lists follow on their own sheets.
 func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) error {
 	const sh = SheetSummary
-	if err := f.SetColWidth(sh, "A", "A", 34); err != nil {
+	if err := f.SetColWidth(sh, "A", "A", 50); err != nil { // "Contoso (f42e06a4-…)"
 		return err
 	}
 	if err := f.SetColWidth(sh, "B", "K", 14); err != nil {

@@ -289,7 +289,10 @@ func writeDepartments(f *excelize.File, st styles, r *Report) error {
 	if err := cells(f, sh, 1, hdr...); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 1, 1, len(hdr), 1, st.header); err != nil {
+	if err := styleRange(f, sh, 1, 1, 1, 1, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 2, 1, len(hdr), 1, st.headerNum); err != nil {
 		return err
 	}
 	for i, d := range r.Departments {
@@ -298,13 +301,19 @@ func writeDepartments(f *excelize.File, st styles, r *Report) error {
 			name = "(not known)"
 		}
 		v := append([]any{name}, countValues(d.Total, d.Counts)...)
-		v = append(v, d.Counts.Share(blockreport.StatusBlocked, d.Total))
+		v = append(v, d.Counts.Share(blockreport.StatusReachable, d.Total), d.Counts.Share(blockreport.StatusBlocked, d.Total))
 		if err := cells(f, sh, i+2, v...); err != nil {
 			return err
 		}
 	}
 	last := len(r.Departments) + 1
+	if err := styleRange(f, sh, 2, 2, len(hdr)-2, last, st.count); err != nil {
+		return err
+	}
 	if err := styleRange(f, sh, len(hdr)-1, 2, len(hdr), last, st.pct); err != nil {
+		return err
+	}
+	if err := printLandscape(f, sh, true); err != nil {
 		return err
 	}
 	if err := f.SetColWidth(sh, "A", "A", 28); err != nil {
@@ -335,7 +344,10 @@ func writeCoverage(f *excelize.File, st styles, r *Report) error {
 	if err := cells(f, sh, row, hdr...); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 1, row, len(hdr), row, st.header); err != nil {
+	if err := styleRange(f, sh, 1, row, 2, row, st.header); err != nil {
+		return err
+	}
+	if err := styleRange(f, sh, 3, row, len(hdr), row, st.headerNum); err != nil {
 		return err
 	}
 	for _, t := range r.Graph.Coverage {
@@ -345,6 +357,9 @@ func writeCoverage(f *excelize.File, st styles, r *Report) error {
 			share = float64(t.Reachable) / float64(t.EnabledUsers)
 		}
 		if err := cells(f, sh, row, t.Name, t.TenantID, t.EnabledUsers, t.Reachable, t.NotInstalled, share); err != nil {
+			return err
+		}
+		if err := f.SetCellStyle(sh, fmt.Sprintf("C%d", row), fmt.Sprintf("E%d", row), st.count); err != nil {
 			return err
 		}
 		if err := f.SetCellStyle(sh, fmt.Sprintf("F%d", row), fmt.Sprintf("F%d", row), st.pct); err != nil {
@@ -388,7 +403,7 @@ func writeCoverage(f *excelize.File, st styles, r *Report) error {
 			return err
 		}
 	}
-	return nil
+	return printLandscape(f, sh, true)
 }
 
 // installedLabel is the "Installed (Graph)" cell of a row.
