@@ -190,3 +190,35 @@ func TestWorkbookChartColours(t *testing.T) {
 		t.Errorf("%d charts, want 3", charts)
 	}
 }
+
+// TestEverySheetPrintsOnePageWide: every sheet of the workbook, the list
+// sheets of 2,000 rows included, is set to print one page wide (fit to
+// width, any number of pages down), so a workbook prints in pages, not in
+// hundreds of column strips.
+func TestEverySheetPrintsOnePageWide(t *testing.T) {
+	b := workbook(t, layoutSource(), 3, Options{})
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheets := 0
+	for _, zf := range zr.File {
+		if !strings.HasPrefix(zf.Name, "xl/worksheets/sheet") {
+			continue
+		}
+		rc, _ := zf.Open()
+		x, _ := io.ReadAll(rc)
+		rc.Close()
+		sheets++
+		s := string(x)
+		if !strings.Contains(s, `fitToPage="1"`) && !strings.Contains(s, `fitToPage="true"`) {
+			t.Errorf("%s: not fit to page", zf.Name)
+		}
+		if !strings.Contains(s, `fitToWidth="1"`) || !strings.Contains(s, `fitToHeight="0"`) {
+			t.Errorf("%s: not one page wide: %s", zf.Name, s[strings.LastIndex(s, "<pageSetup"):])
+		}
+	}
+	if sheets < 8 {
+		t.Errorf("%d sheets", sheets)
+	}
+}
