@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 OUT     ?= demo
 
-.PHONY: all build test test-short cross fuzz bench soak demo golden vet fmt-check tidy-check clean
+.PHONY: all build test test-short cross fuzz bench bench-engine soak demo golden vet fmt-check tidy-check clean
 
 all: fmt-check vet test
 
@@ -47,6 +47,15 @@ soak:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=60m ./...
+
+# The engine at Teams' limit (BENCHMARKS.md, "Engine at Teams' limit"):
+# throughput with default flags, 1 and 20 tenants at 100 and 300 ms
+# (about 4 minutes), the engine against a plain HTTP client in one run, and
+# memory at 100k and 1M references.
+bench-engine:
+	$(GO) test -run='^$$' -bench='^BenchmarkThroughput$$' -benchtime=1x -timeout=30m ./probe
+	$(GO) test -run='^$$' -bench='^BenchmarkEngineOverhead$$' -benchtime=1x -timeout=30m ./cmd/blockreport
+	$(GO) test -run='^$$' -bench='^BenchmarkMemory$$' -benchtime=1x -timeout=30m ./probe
 
 vet:
 	$(GO) vet ./...
