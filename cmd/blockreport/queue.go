@@ -124,6 +124,9 @@ func showQueueProgress(last func() queue.Progress, total int, every time.Duratio
 			for {
 				select {
 				case <-done:
+					// The last poll may be short of the total: clear the
+					// bar rather than leave it part-way under the final line.
+					_ = bar.Clear()
 					_ = bar.Exit()
 					return
 				case <-t.C:
