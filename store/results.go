@@ -275,28 +275,50 @@ func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) er
 		return fmt.Errorf("rows of run %d: %w", runID, err)
 	}
 	defer conn.Close()
-	if db.driver == SQLite {
-		// The sort of a million rows would otherwise fill the 64 MiB page
-		// cache the connection keeps for imports, and SQLite's allocator
-		// holds about twice that: a small cache keeps the report's read
-		// at ~45 MB resident instead of ~270 MB (the sort spills to a
-		// temporary file), at no cost in time.
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", rowsCacheKiB)); err != nil {
-			return fmt.Errorf("rows of run %d: %w", runID, err)
-		}
-		defer func() {
-			// Back to the connection's own size, for whatever comes next.
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = -%d", sqliteCacheKiB))
-		}()
+	if db.driver != SQLite {
+		// PostgreSQL sorts on the server (spilling past work_mem) and
+		// lib/pq hands the rows over as they arrive.
+		return db.rowsOf(ctx, conn, runID, fn, `FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id `+graphJoins+`
+		WHERE p.run_id = ?`, runID)
 	}
+	// SQLite sorts in the client's memory, in a cache the size of the page
+	// cache (64 MiB, for imports, held about twice over by its allocator),
+	// then in temporary files merged over and over: a million rows sorted
+	// at once took minutes and ~270 MB. Tenant by tenant, with a small
+	// cache, each sort is a tenant's rows, driven by the tenant index.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", rowsCacheKiB)); err != nil {
+		return fmt.Errorf("rows of run %d: %w", runID, err)
+	}
+	defer func() {
+		// Back to the connection's own size, for whatever comes next.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = -%d", sqliteCacheKiB))
+	}()
+	var tenants []string
+	if err := conn.SelectContext(ctx, &tenants, `SELECT DISTINCT tenant_id FROM conversation_references ORDER BY tenant_id`); err != nil {
+		return fmt.Errorf("rows of run %d: tenants: %w", runID, err)
+	}
+	for _, t := range tenants {
+		// CROSS JOIN keeps SQLite's loop on the tenant's references.
+		err := db.rowsOf(ctx, conn, runID, fn, `FROM conversation_references r CROSS JOIN probe_results p
+		ON p.run_id = ? AND p.reference_id = r.id `+graphJoins+`
+		WHERE r.tenant_id = ?`, runID, t)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowsOf calls fn for each row of one Rows query (from: its FROM and
+// WHERE clauses).
+func (db *DB) rowsOf(ctx context.Context, conn *sqlx.Conn, runID int64, fn func(blockreport.Row) error, from string, args ...any) error {
 	rows, err := conn.QueryxContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
 		r.opted_out, r.first_seen, r.last_seen,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
 		p.previous_status, p.status_since, `+graphCols+`
-		FROM probe_results p JOIN conversation_references r ON r.id = p.reference_id `+graphJoins+`
-		WHERE p.run_id = ?
-		ORDER BY r.tenant_id, r.user_name, r.id`), runID)
+		`+from+`
+		ORDER BY r.tenant_id, r.user_name, r.id`), args...)
 	if err != nil {
 		return fmt.Errorf("rows of run %d: %w", runID, err)
 	}
