@@ -129,7 +129,19 @@ type listSheet struct {
 	rows      int // data rows written
 	total     int // data rows seen, written or not
 	truncated bool
+	// reachableLeftOut: sheet "All conversations" of a run above
+	// AllSheetLimit, which leaves reachable conversations out (note says so).
+	reachableLeftOut bool
+	note             string
 }
+
+// AllSheetLimit is the most conversations sheet "All conversations" lists
+// every one of. Above it the sheet keeps the rows an admin acts on, every
+// conversation that is not reachable, and the summary says so and names
+// the export that has them all: a million rows of Teams' ids make a
+// workbook of ~160 MB that LibreOffice takes minutes to open, while the
+// lists of who cannot be reached are what the workbook is read for.
+const AllSheetLimit = 200_000
 
 // listSheetNames are the list sheets, in workbook order.
 func listSheetNames() []string {
@@ -142,15 +154,28 @@ func listSheetNames() []string {
 
 // plannedSheets is what each list sheet will hold, from the counts of the
 // report's own pass over the rows.
-func plannedSheets(r *Report) []*listSheet {
+func plannedSheets(r *Report, opts Options) []*listSheet {
+	limit := opts.AllSheetLimit
+	if limit <= 0 {
+		limit = AllSheetLimit
+	}
 	totals := map[string]int{SheetChanged: r.ChangedRows, SheetAll: r.Total}
 	for _, l := range r.Lists {
 		totals[string(l.Kind)] = l.Total
 	}
 	var out []*listSheet
 	for _, n := range listSheetNames() {
-		t := totals[n]
-		out = append(out, &listSheet{name: n, total: t, rows: min(t, maxDataRows), truncated: t > maxDataRows})
+		ls := &listSheet{name: n, total: totals[n]}
+		if n == SheetAll && r.Total > limit {
+			reachable := r.Count(blockreport.StatusReachable)
+			ls.reachableLeftOut, ls.total = true, r.Total-reachable
+			ls.note = fmt.Sprintf("Sheet “%s” lists the %s conversations that are not reachable: this run has %s conversations, "+
+				"more than the %s a workbook lists in full, so the %s reachable ones are left out to keep the file a size Excel and LibreOffice open. "+
+				"Every conversation, reachable ones included: blockreport export --run %d --status all --out all.csv",
+				n, num(ls.total), num(r.Total), num(limit), num(reachable), r.Run.ID)
+		}
+		ls.rows, ls.truncated = min(ls.total, maxDataRows), ls.total > maxDataRows
+		out = append(out, ls)
 	}
 	return out
 }
@@ -192,7 +217,7 @@ func WriteExcel(ctx context.Context, w io.Writer, r *Report, src Source, opts Op
 	}
 	var sheets []*listSheet
 	if !redact {
-		sheets = plannedSheets(r)
+		sheets = plannedSheets(r, opts)
 		for _, ls := range sheets {
 			// The sheet itself is written below; this is the workbook's
 			// name for its filter range, as Excel keeps it.
@@ -268,6 +293,9 @@ func writeWithLists(ctx context.Context, w io.Writer, small []byte, r *Report, s
 	}
 
 	sst := newSharedStrings(sstCount)
+	if err := sst.know(sstBody); err != nil {
+		return err
+	}
 	byName := map[string]*sheetWriter{}
 	var sheets []*sheetWriter
 	type spool struct {
@@ -311,6 +339,10 @@ func writeWithLists(ctx context.Context, w io.Writer, small []byte, r *Report, s
 		sheets = append(sheets, sw)
 	}
 	all, changed := byName[SheetAll], byName[SheetChanged]
+	leaveOut := false
+	for _, ls := range planned {
+		leaveOut = leaveOut || ls.reachableLeftOut
+	}
 	n := 0
 	err = src.Rows(ctx, r.Run.ID, func(row blockreport.Row) error {
 		if n++; n%4096 == 0 {
@@ -327,6 +359,9 @@ func writeWithLists(ctx context.Context, w io.Writer, small []byte, r *Report, s
 			if err := changed.write(&row); err != nil {
 				return err
 			}
+		}
+		if leaveOut && row.Status == blockreport.StatusReachable {
+			return nil
 		}
 		return all.write(&row)
 	})
@@ -916,6 +951,9 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 	row++
 	notes := []string{"Times are UTC. “Status since” is the start of the first run of the current unbroken streak of that status."}
 	for _, ls := range sheets {
+		if ls.note != "" {
+			notes = append(notes, ls.note)
+		}
 		if ls.truncated {
 			notes = append(notes, fmt.Sprintf("Sheet “%s” holds the first %d of %d rows: Excel allows no more per sheet.", ls.name, ls.rows, ls.total))
 		}

@@ -187,7 +187,7 @@ func TestHTMLListCap(t *testing.T) {
 		src.rows[1] = append(src.rows[1], row(i, "t", "n", blockreport.ConversationPersonal, blockreport.StatusUninstalled, "", t0))
 	}
 	out := renderHTML(t, src, 1, Options{})
-	if !strings.Contains(out, "Showing the first 5,000 of 5,003; 3 more are in the workbook (sheet “Uninstalled”).") {
+	if !strings.Contains(out, "Showing the first 5,000 of 5,003; 3 more are in the workbook (sheet “Uninstalled”), and <code>blockreport export --run 1</code> writes every row of the lists as CSV.") {
 		t.Error("HTML lacks the cap message")
 	}
 	if n := strings.Count(out, "<td>BotNotInConversationRoster</td>"); n != DefaultListLimit {

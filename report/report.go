@@ -43,6 +43,10 @@ type Options struct {
 	// TempDir is where the workbook writer spools its list sheets
 	// ("": os.TempDir); the command passes the output directory.
 	TempDir string
+	// AllSheetLimit is the most conversations sheet "All conversations"
+	// lists in full (0: AllSheetLimit); above it the sheet leaves the
+	// reachable ones out and says so.
+	AllSheetLimit int
 }
 
 func (o Options) listLimit() int {

@@ -150,6 +150,31 @@ func newSharedStrings(base int) *sharedStrings {
 	return &sharedStrings{base: base, index: map[string]int{}}
 }
 
+// know indexes the plain strings of excelize's table (body: its <si>
+// entries), so the list sheets refer to them instead of adding them again.
+func (t *sharedStrings) know(body string) error {
+	var sst struct {
+		SI []struct {
+			T    *string    `xml:"t"`
+			Runs []struct{} `xml:"r"`
+		} `xml:"si"`
+	}
+	if err := xml.Unmarshal([]byte("<sst>"+body+"</sst>"), &sst); err != nil {
+		return fmt.Errorf("read %s: %w", sharedStringsPart, err)
+	}
+	if len(sst.SI) != t.base {
+		return fmt.Errorf("read %s: %d entries, counted %d", sharedStringsPart, len(sst.SI), t.base)
+	}
+	for i, si := range sst.SI {
+		if si.T != nil && len(si.Runs) == 0 {
+			if _, ok := t.index[*si.T]; !ok {
+				t.index[*si.T] = i
+			}
+		}
+	}
+	return nil
+}
+
 // id returns the index of s, adding it when there is room.
 func (t *sharedStrings) id(s string) (int, bool) {
 	if i, ok := t.index[s]; ok {
