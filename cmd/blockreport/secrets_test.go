@@ -78,9 +78,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pop := faketeams.Generate(faketeams.GenerateOptions{Users: 40, Tenants: 2, Blocked: 0.2, Uninstalled: 0.1, Transient: 0.1, Seed: 7})
+	notifyConv := "" // a conversation that takes the summary card
+	for _, c := range pop {
+		if c.State == faketeams.StateActive && notifyConv == "" {
+			notifyConv = c.ConversationID
+		}
+	}
 	fake := startFake(t, faketeams.Config{
 		AppSecret: canarySecret, TokenPrefix: canaryToken,
-		Population: faketeams.Generate(faketeams.GenerateOptions{Users: 40, Tenants: 2, Blocked: 0.2, Uninstalled: 0.1, Transient: 0.1, Seed: 7}),
+		Population: pop,
 		Entra: faketeams.Entra{
 			Certificates: append(pfxCert, appCert.Cert), IdentityHeader: canaryIdentityHeader,
 			IdentityTenant: "secrets-tenant", FederatedSubjects: []string{sa},
@@ -188,6 +195,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"run password file json logs", with("MICROSOFT_APP_PASSWORD", "", "BLOCKREPORT_LOG_FORMAT", "json"),
 			[]string{"run", "--app-password-file", pwFile, "--out", out("run-reports")}, ok},
 		{"version", with(), []string{"version"}, ok},
+		{"export csv", with(), []string{"export", "--status", "all", "--out", out("export.csv")}, ok},
+		{"export jsonl", with(), []string{"export", "--format", "jsonl", "--out", out("export.jsonl")}, ok},
+		{"history json", with(), []string{"history", "--json", notifyConv}, ok},
+		{"report json and metrics", with(), []string{"report", "--out", out("reports"), "--format", "xlsx,html,json", "--metrics-file", out("blockreport.prom")}, ok},
+		{"report notify", with(), []string{"report", "--out", out("reports"), "--notify-conversation", notifyConv}, ok},
+		{"report notify wrong secret", with("MICROSOFT_APP_PASSWORD", "wrong-"+canarySecret), []string{"report", "--out", out("reports"), "--notify-conversation", notifyConv}, fails},
+		{"run notify 401", with("BLOCKREPORT_TOKEN_URL", other.TokenURL("botframework.com")), []string{"run", "--out", out("run-reports"), "--notify-conversation", notifyConv}, fails},
 
 		{"probe wrong secret", with("MICROSOFT_APP_PASSWORD", "wrong-"+canarySecret), []string{"probe"}, fails},
 		{"run wrong secret file", with("MICROSOFT_APP_PASSWORD", ""), []string{"run", "--app-password-file", wrongFile, "--out", out("run-reports")}, fails},
@@ -211,13 +225,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"probe workload identity", withTLS("AZURE_FEDERATED_TOKEN_FILE", fedFile), []string{"probe"}, ok},
 		{"run workload identity expired token", withTLS("AZURE_FEDERATED_TOKEN_FILE", expiredFedFile), []string{"run", "--out", out("run-reports")}, fails},
 	}
-	for _, cmd := range []string{"import", "migrate", "probe", "report", "runs", "run"} {
+	for _, cmd := range []string{"import", "migrate", "probe", "report", "runs", "run", "export", "history"} {
 		var args []string // after the command and --db
 		switch cmd {
 		case "import":
 			args = []string{refsFile}
 		case "report", "run":
 			args = []string{"--out", out("bad-db")}
+		case "history":
+			args = []string{"u@example.com"}
 		}
 		cases = append(cases,
 			struct {
@@ -234,7 +250,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}{cmd + " bad db URL flag", with(), append([]string{cmd, "--db", badPGSyntax}, args...), fails},
 		)
 	}
-	for _, cmd := range []string{"import", "migrate", "probe", "report", "runs", "run", "demo", "version"} {
+	for _, cmd := range []string{"import", "migrate", "probe", "report", "runs", "run", "demo", "version", "export", "history"} {
 		cases = append(cases, struct {
 			name string
 			env  map[string]string
