@@ -12,6 +12,10 @@
 //     workload identity) through azidentity; tokens per tenant and scope.
 //   - probe: the per-conversation probe against the Bot Connector API, with
 //     classification of every response.
+//   - runs: the lifecycle of a run (choose, resume, retry, finish), shared
+//     by the in-process engine and the queue.
+//   - queue: probe runs shared by worker processes on several machines,
+//     through River jobs in the store's PostgreSQL.
 //   - report: the Excel workbook and the HTML report of a run.
 //   - faketeams: a simulated Bot Connector and Entra token service for tests,
 //     the demo and benchmarks.
