@@ -244,3 +244,56 @@ func TestWorkerSIGTERMHandsBack(t *testing.T) {
 	}
 	checkOneResultEach(t, db, run.ID, fake)
 }
+
+// TestWorkerSchedule: two worker processes with the same --schedule
+// start one run per tick between them, and the runs finish.
+func TestWorkerSchedule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	u := pgtest.URL(t)
+	pop := faketeams.Generate(faketeams.GenerateOptions{Users: 40, Tenants: 2, Seed: 16})
+	fake := startFake(t, faketeams.Config{Population: pop, Seed: 16})
+	db := openSeeded(t, u, fake.References())
+	env := queueEnv(fake, u, map[string]string{"BLOCKREPORT_SCHEDULE": "@every 5s"})
+	start := time.Now()
+	for range 2 {
+		startHelper(t, "worker", env)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		runs, err := db.Runs(context.Background(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		finished := 0
+		for _, r := range runs {
+			if r.State == blockreport.RunFinished && r.Total() == len(pop) {
+				finished++
+			}
+		}
+		if finished >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs finished in 2 minutes of ticks every 5s", finished)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	var ticks, distinct int
+	if err := db.SQL().QueryRow(`SELECT COUNT(*), COUNT(DISTINCT args->>'tick') FROM river_job WHERE kind = 'blockreport_scheduled_run'`).Scan(&ticks, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := db.Runs(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d ticks, %d runs", elapsed.Round(time.Millisecond), ticks, len(runs))
+	if ticks != distinct || ticks > int(elapsed/(5*time.Second))+1 {
+		t.Errorf("%d tick jobs (%d distinct ticks) in %s at one per 5s: a tick was scheduled twice", ticks, distinct, elapsed)
+	}
+	if len(runs) < ticks-1 || len(runs) > ticks {
+		t.Errorf("%d runs for %d ticks, want one per tick", len(runs), ticks)
+	}
+}
