@@ -189,6 +189,7 @@ type trendSVG struct {
 
 type tick struct {
 	Pos   float64
+	Y     float64 // of a date label's baseline
 	Label string
 	Year  string // under a date label: the year, where it starts or changes
 }
@@ -276,10 +277,19 @@ func trendChart(r *Report) trendSVG {
 		return round1(trendLeft + 24 + (trendRight-trendLeft-48)*float64(i)/float64(n-1))
 	}
 	labels := trendLabels(r.Trend)
+	// Dates closer than a label's width alternate between two rows.
+	stagger := n > 1 && (trendRight-trendLeft-48)/float64(n-1) < 56
+	if stagger {
+		t.YearY += 16
+		t.Height += 16
+	}
 	year := ""
 	for i, p := range r.Trend {
 		// "2 Nov" on the axis, the year below it where it starts or changes.
-		tk := tick{Pos: x(i), Label: strings.Replace(labels[i], p.StartedAt.UTC().Format(" 2006"), "", 1)}
+		tk := tick{Pos: x(i), Y: t.XLabelY, Label: strings.Replace(labels[i], p.StartedAt.UTC().Format(" 2006"), "", 1)}
+		if stagger && i%2 == 1 {
+			tk.Y += 16
+		}
 		if yy := p.StartedAt.UTC().Format("2006"); yy != year {
 			tk.Year, year = yy, yy
 		}
