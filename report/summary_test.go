@@ -222,3 +222,36 @@ func TestEverySheetPrintsOnePageWide(t *testing.T) {
 		t.Errorf("%d sheets", sheets)
 	}
 }
+
+// TestTrendLabelsKeepApart: dates too close for one row alternate between
+// two, and end labels of equal values do not overlap.
+func TestTrendLabelsKeepApart(t *testing.T) {
+	r := &Report{}
+	for i := 0; i < 12; i++ {
+		r.Trend = append(r.Trend, TrendPoint{RunID: int64(i + 1), StartedAt: t0.AddDate(0, i, 0), Total: 100,
+			Counts: Counts{blockreport.StatusAdminDisabled: 1, blockreport.StatusNotFound: 1}})
+	}
+	ys := map[float64]bool{}
+	for _, l := range trendChart(r).XLabel {
+		ys[l.Y] = true
+	}
+	if len(ys) != 2 {
+		t.Errorf("12 dates on %d rows, want 2", len(ys))
+	}
+	r.Trend = r.Trend[:3]
+	c := trendChart(r)
+	ys = map[float64]bool{}
+	for _, l := range c.XLabel {
+		ys[l.Y] = true
+	}
+	if len(ys) != 1 {
+		t.Errorf("3 dates on %d rows, want 1", len(ys))
+	}
+	for i, a := range c.Lines {
+		for _, b := range c.Lines[i+1:] {
+			if d := a.EndY - b.EndY; d > -endLabelGap+0.01 && d < endLabelGap-0.01 {
+				t.Errorf("end labels %q and %q %g apart", a.EndText, b.EndText, d)
+			}
+		}
+	}
+}
