@@ -58,47 +58,81 @@ func (e Entity) Key() string { return e.PartitionKey + "/" + e.RowKey }
 
 // Query yields every entity of table matching filter (an OData $filter;
 // "" for all), page after page: the service returns at most 1,000 per
-// answer and the continuation headers say where the next starts. It holds
-// one page at a time.
+// answer and the continuation headers say where the next starts. While the
+// consumer works through one page the next is fetched, so it holds at most
+// two pages.
 func (t *Tables) Query(ctx context.Context, table, filter string) iter.Seq2[Entity, error] {
 	return func(yield func(Entity, error) bool) {
 		if err := checkTableName(table); err != nil {
 			yield(Entity{}, err)
 			return
 		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel() // stops a prefetch when the consumer stops early
 		op := "query table " + table
-		var np, nr string
+		pages := make(chan tablePage, 1)
+		fetch := func(np, nr string) {
+			pages <- t.fetchPage(ctx, op, table, filter, np, nr)
+		}
+		go fetch("", "")
 		for {
-			q := url.Values{}
-			if filter != "" {
-				q.Set("$filter", filter)
-			}
-			if np != "" {
-				q.Set("NextPartitionKey", np)
-			}
-			if nr != "" {
-				q.Set("NextRowKey", nr)
-			}
-			resp, err := t.do(ctx, op, http.MethodGet, table+"()", q, nil)
-			if err != nil {
-				yield(Entity{}, err)
+			p := <-pages
+			if p.err != nil {
+				if ctx.Err() == nil || !errors.Is(p.err, context.Canceled) {
+					yield(Entity{}, p.err)
+				}
 				return
 			}
-			stop, err := t.page(resp.Body, yield)
-			resp.Body.Close()
-			if stop {
-				return
+			more := p.np != "" || p.nr != ""
+			if more {
+				go fetch(p.np, p.nr)
 			}
-			if err != nil {
-				yield(Entity{}, &Error{Account: t.acct.Name, Op: op, Status: resp.StatusCode, Err: err, Hint: "unreadable answer: " + err.Error()})
-				return
+			for _, e := range p.entities {
+				if !yield(e, nil) {
+					return
+				}
 			}
-			np, nr = resp.Header.Get(nextPartition), resp.Header.Get(nextRow)
-			if np == "" && nr == "" {
+			if !more {
 				return
 			}
 		}
 	}
+}
+
+// tablePage is one answer of a query: its entities and where the next
+// page starts ("" and "" after the last).
+type tablePage struct {
+	entities []Entity
+	np, nr   string
+	err      error
+}
+
+func (t *Tables) fetchPage(ctx context.Context, op, table, filter, np, nr string) tablePage {
+	q := url.Values{}
+	if filter != "" {
+		q.Set("$filter", filter)
+	}
+	if np != "" {
+		q.Set("NextPartitionKey", np)
+	}
+	if nr != "" {
+		q.Set("NextRowKey", nr)
+	}
+	resp, err := t.do(ctx, op, http.MethodGet, table+"()", q, nil)
+	if err != nil {
+		return tablePage{err: err}
+	}
+	defer resp.Body.Close()
+	var p tablePage
+	_, err = t.page(resp.Body, func(e Entity, _ error) bool {
+		p.entities = append(p.entities, e)
+		return true
+	})
+	if err != nil {
+		return tablePage{err: &Error{Account: t.acct.Name, Op: op, Status: resp.StatusCode, Err: err, Hint: "unreadable answer: " + err.Error()}}
+	}
+	p.np, p.nr = resp.Header.Get(nextPartition), resp.Header.Get(nextRow)
+	return p
 }
 
 // page streams the entities of one answer {"value":[...]}; stop is true
