@@ -287,6 +287,7 @@ func (s *sheetWriter) write(r *blockreport.Row) error {
 	b = append(b, `<row r="`...)
 	b = strconv.AppendInt(b, int64(s.rows+1), 10)
 	b = append(b, `">`...)
+	full := len(b) // end of the last cell with a value
 	for _, c := range listColumns {
 		switch c.kind {
 		case kindText, kindShared:
@@ -301,12 +302,14 @@ func (s *sheetWriter) write(r *blockreport.Row) error {
 					b = append(b, `<c t="s"><v>`...)
 					b = strconv.AppendInt(b, int64(i), 10)
 					b = append(b, `</v></c>`...)
+					full = len(b)
 					continue
 				}
 			}
 			b = append(b, `<c t="inlineStr"><is>`...)
 			b = appendT(b, v)
 			b = append(b, `</is></c>`...)
+			full = len(b)
 		case kindNumber:
 			x, ok := c.num(r)
 			if !ok {
@@ -316,6 +319,7 @@ func (s *sheetWriter) write(r *blockreport.Row) error {
 			b = append(b, `<c><v>`...)
 			b = strconv.AppendFloat(b, x, 'f', -1, 64)
 			b = append(b, `</v></c>`...)
+			full = len(b)
 		case kindDate:
 			x := excelTime(c.date(r))
 			if x == nil {
@@ -327,8 +331,10 @@ func (s *sheetWriter) write(r *blockreport.Row) error {
 			b = append(b, `"><v>`...)
 			b = strconv.AppendFloat(b, x.(float64), 'f', 6, 64)
 			b = append(b, `</v></c>`...)
+			full = len(b)
 		}
 	}
+	b = b[:full] // trailing empty cells need not be written
 	b = append(b, `</row>`...)
 	s.buf = b
 	if _, err := s.bw.Write(b); err != nil {
