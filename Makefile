@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 OUT     ?= demo
 
-.PHONY: all build test test-short cross fuzz bench bench-engine soak demo golden vet fmt-check tidy-check clean
+.PHONY: bench-report all build test test-short cross fuzz bench bench-engine soak demo golden vet fmt-check tidy-check clean
 
 all: fmt-check vet test
 
@@ -44,6 +44,13 @@ golden:
 # The 200,000-reference fault-injection soak (short version runs in make test).
 soak:
 	BLOCKREPORT_SOAK=1 $(GO) test -count=1 -run '^TestSoak$$' -timeout=60m -v ./cmd/blockreport
+
+# The report command as users run it (the built binary under /usr/bin/time)
+# on seeded stores of 100,000 and 1,000,000 references, SQLite and
+# PostgreSQL, and LibreOffice loading each workbook (BENCHMARKS.md, "Report
+# command"). BLOCKREPORT_BENCH_DIR=DIR keeps the SQLite stores for reruns.
+bench-report:
+	BLOCKREPORT_BENCH_1M=1 BLOCKREPORT_BENCH_SOFFICE=1 $(GO) test -run='^$$' -bench='^BenchmarkReportCommand$$' -benchtime=1x -timeout=180m ./cmd/blockreport
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=60m ./...
