@@ -587,6 +587,13 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 	if err := wide(r.HeadlineDetail(), st.wrap, 170); err != nil {
 		return err
 	}
+	// Microsoft Graph's line, the coverage sentences and the notes on
+	// tenants Graph could not be used for (none when Graph was off).
+	for _, l := range graphHeadlines(r) {
+		if err := wide(l, st.wrap, 170); err != nil {
+			return err
+		}
+	}
 
 	// Key figures, as the HTML page's cards.
 	row++
@@ -911,7 +918,6 @@ func writeSummary(f *excelize.File, st styles, r *Report, sheets []*listSheet) e
 		{"Cannot detect", strings.Join(r.Mode.CannotDetect, "; ")},
 		{"Muting", mutingNote},
 	}
-	facts = append(facts, graphFacts(r)...)
 	if notes := r.TypingIncidentNotes(); len(notes) > 0 {
 		facts = append(facts, [2]any{"Typing incidents", strings.Join(notes, " ")})
 	}

@@ -233,19 +233,14 @@ func (r *Report) CoverageLines() []string {
 	return out
 }
 
-// graphFacts are the summary sheet's Graph facts.
-func graphFacts(r *Report) [][2]any {
-	var out [][2]any
+// graphHeadlines are the summary's Graph sentences, below the headline.
+func graphHeadlines(r *Report) []string {
+	var out []string
 	if l := r.GraphLine(); l != "" {
-		out = append(out, [2]any{"Microsoft Graph", l})
+		out = append(out, l)
 	}
-	for _, n := range r.GraphNotes() {
-		out = append(out, [2]any{"Graph note", n})
-	}
-	for _, l := range r.CoverageLines() {
-		out = append(out, [2]any{"Coverage", l})
-	}
-	return out
+	out = append(out, r.CoverageLines()...)
+	return append(out, r.GraphNotes()...)
 }
 
 // graphSheets names the Graph sheets the workbook gets.

@@ -157,8 +157,11 @@ func TestGraphReport(t *testing.T) {
 	if got := cell(t, wb, SheetTenants, "A2"); got != "Contoso Ltd (tenant-aaaa)" {
 		t.Errorf("Tenants A2 %q", got)
 	}
-	if row := findRow(t, wb, SheetSummary, 0, "Microsoft Graph"); row == 0 {
-		t.Error("summary has no Microsoft Graph line")
+	if got := cell(t, wb, SheetSummary, "A4"); !strings.HasPrefix(got, "Microsoft Graph checked") {
+		t.Errorf("summary A4 %q, want the Graph line right below the headline", got)
+	}
+	if got := cell(t, wb, SheetSummary, "A5"); !strings.HasSuffix(got, "can be reached.") {
+		t.Errorf("summary A5 %q, want the coverage sentence", got)
 	}
 	// A redacted copy keeps departments (counts) but lists nobody.
 	red, err := Build(context.Background(), src, 3, Options{Redact: true})
