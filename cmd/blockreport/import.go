@@ -162,10 +162,16 @@ type importProgress struct {
 	total                    int64 // bytes, or -1 if unknown
 }
 
+// errInterrupted is what an import stopped by a signal returns.
+var errInterrupted = errors.New("import: interrupted: nothing imported, the store is as it was")
+
 // importSources streams the records of sources into db in one import
-// session. Problems are listed on stderr as they come (the first
-// maxListed). Without --skip-invalid the first problem rolls the session
-// back and the rest of the input is only read, to list its problems.
+// session: one goroutine reads and validates (readSources) while this one
+// writes, a few chunks apart, so that parsing and the database overlap.
+// Problems are listed on stderr as they come (the first maxListed).
+// Without --skip-invalid the first problem rolls the session back and the
+// rest of the input is only read, to list its problems. A signal (ctx)
+// rolls back and returns at once, even while a read blocks (a slow pipe).
 func importSources(ctx context.Context, db *store.DB, sources []importSource, cfg importConfig, logger *slog.Logger, stdout, stderr io.Writer) error {
 	prog := &importProgress{}
 	for _, s := range sources {
@@ -177,59 +183,66 @@ func importSources(ctx context.Context, db *store.DB, sources []importSource, cf
 	}
 	im, err := db.BeginImport(ctx, time.Now())
 	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
 		return fmt.Errorf("import: %w", err)
 	}
 	defer im.Rollback()
 	progress := showImportProgress(prog, cfg.progressEvery, logger, stderr)
+	defer progress.Stop()
+
+	readCtx, stopReading := context.WithCancel(ctx)
+	r := &sourceReader{sources: sources, prog: prog, progress: progress, logger: logger,
+		batch: im.ChunkSize(), skipInvalid: cfg.SkipInvalid,
+		batches: make(chan []ingest.Record, 2), done: make(chan error, 1)}
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		r.run(readCtx)
+	}()
+	defer func() {
+		stopReading()
+		if ctx.Err() == nil {
+			<-exited // it stops at its next record; after a signal, it may be stuck in a read
+		}
+	}()
+
 	writing := true
-	listed := 0
-	for _, s := range sources {
-		recs, closeSource, err := s.open(&prog.bytes)
+	chunks := 0
+	for writing || r.batches != nil {
+		select {
+		case <-ctx.Done():
+			return errInterrupted
+		case batch, ok := <-r.batches:
+			if !ok {
+				r.batches = nil
+				writing = false
+				continue
+			}
+			if r.rejecting.Load() {
+				im.Rollback() // release the store now; the reader lists the rest
+				continue
+			}
+			for _, rec := range batch {
+				if err := im.Add(ctx, rec.Ref); err != nil {
+					if ctx.Err() != nil {
+						return errInterrupted
+					}
+					return err
+				}
+			}
+			chunks++
+			logger.Debug("import chunk", "chunk", chunks, "records", prog.records.Load())
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return errInterrupted
+	case err := <-r.done:
 		if err != nil {
-			progress.Stop()
 			return err
 		}
-		n := 0
-		for rec, err := range recs {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			var p ingest.Problem
-			switch {
-			case errors.As(err, &p):
-				prog.rejected.Add(1)
-				if listed < maxListed {
-					progress.Println(p)
-					listed++
-				}
-				if writing && !cfg.SkipInvalid {
-					writing = false
-					im.Rollback() // release the store now; keep reading to list the rest
-				}
-			case err != nil:
-				closeSource()
-				progress.Stop()
-				if ctx.Err() != nil {
-					return errors.New("import: interrupted: nothing imported, the store is as it was")
-				}
-				return fmt.Errorf("import: %w", err)
-			default:
-				n++
-				prog.records.Add(1)
-				if writing {
-					if err := im.Add(ctx, rec.Ref); err != nil {
-						closeSource()
-						progress.Stop()
-						if ctx.Err() != nil {
-							return errors.New("import: interrupted: nothing imported, the store is as it was")
-						}
-						return err
-					}
-				}
-			}
-		}
-		closeSource()
-		logger.Debug("read", "source", s.name, "records", n)
 	}
 	progress.Stop()
 	rejected := int(prog.rejected.Load())
@@ -240,14 +253,97 @@ func importSources(ctx context.Context, db *store.DB, sources []importSource, cf
 		fmt.Fprintf(stdout, "added 0, updated 0, unchanged 0, rejected %d\n", rejected)
 		return withCode(2, fmt.Errorf("import: %d invalid record(s), nothing imported (--skip-invalid imports the valid ones)", rejected))
 	}
-	if ctx.Err() != nil {
-		return errors.New("import: interrupted: nothing imported, the store is as it was")
-	}
 	counts, err := im.Commit(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "added %d, updated %d, unchanged %d, rejected %d\n",
 		counts.Added, counts.Updated, counts.Unchanged, rejected)
 	return err
+}
+
+// sourceReader reads the sources in order and sends their valid records in
+// batches; it lists and counts the problems.
+type sourceReader struct {
+	sources     []importSource
+	prog        *importProgress
+	progress    *progressDisplay
+	logger      *slog.Logger
+	batch       int
+	skipInvalid bool
+
+	batches   chan []ingest.Record // closed at the end
+	done      chan error           // then the read error, or nil
+	rejecting atomic.Bool          // a problem rejects the import: stop writing
+}
+
+func (r *sourceReader) run(ctx context.Context) {
+	defer close(r.batches)
+	r.done <- r.read(ctx)
+}
+
+func (r *sourceReader) read(ctx context.Context) error {
+	listed := 0
+	batch := make([]ingest.Record, 0, r.batch)
+	send := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case r.batches <- batch:
+			batch = make([]ingest.Record, 0, r.batch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for _, s := range r.sources {
+		recs, closeSource, err := s.open(&r.prog.bytes)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rec, err := range recs {
+			if ctx.Err() != nil {
+				closeSource()
+				return ctx.Err()
+			}
+			var p ingest.Problem
+			switch {
+			case errors.As(err, &p):
+				r.prog.rejected.Add(1)
+				if listed < maxListed {
+					r.progress.Println(p)
+					listed++
+				}
+				if !r.skipInvalid && !r.rejecting.Load() {
+					r.rejecting.Store(true)
+					batch = batch[:0]
+				}
+			case err != nil:
+				closeSource()
+				return fmt.Errorf("import: %w", err)
+			default:
+				n++
+				r.prog.records.Add(1)
+				if r.rejecting.Load() {
+					continue
+				}
+				batch = append(batch, rec)
+				if len(batch) == r.batch && !send() {
+					closeSource()
+					return ctx.Err()
+				}
+			}
+		}
+		closeSource()
+		r.logger.Debug("read", "source", s.name, "records", n)
+	}
+	if !send() {
+		return ctx.Err()
+	}
+	return nil
 }

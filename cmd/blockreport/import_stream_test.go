@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blockreport/blockreport/internal/pgtest"
 )
@@ -71,6 +73,61 @@ func TestImportBadRecordAtTheEndRollsBack(t *testing.T) {
 		}
 		if got := countRefs(t, dbURL); got != n+1 {
 			t.Errorf("%s: %d references, want %d", dbURL, got, n+1)
+		}
+	}
+}
+
+// TestSIGTERMDuringImport: a real import process (this test binary as the
+// command) reads references from a pipe and has written chunks of them in
+// its transaction when it gets SIGTERM; it exits at once (exit 1, saying
+// nothing was imported), although its input is still open, and the store
+// is as it was: the same references, the seed unchanged.
+func TestSIGTERMDuringImport(t *testing.T) {
+	for _, dbURL := range []string{"sqlite:" + filepath.Join(t.TempDir(), "br.db"), pgtest.URL(t)} {
+		seed := writeFile(t, t.TempDir(), "seed.jsonl", goodRef)
+		if _, _, code := runCommand(t, "import", "--db", dbURL, seed); code != 0 {
+			t.Fatalf("seed import: exit %d", code)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestProbeHelperProcess$")
+		cmd.Env = append(os.Environ(), "BLOCKREPORT_PROBE_HELPER=1",
+			"BLOCKREPORT_HELPER_ARGS=import --db "+dbURL+" --log-level debug -")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		go func() {
+			// The seed renamed first, then far more than a few chunks; the
+			// pipe stays open, so the import cannot finish.
+			w := bufio.NewWriter(stdin)
+			fmt.Fprintln(w, strings.Replace(goodRef, `"Ann"`, `"Changed"`, 1))
+			for i := range 200_000 {
+				fmt.Fprintln(w, strings.Replace(goodRef, `"a:1"`, fmt.Sprintf(`"a:x%d"`, i), 1))
+			}
+			_ = w.Flush()
+		}()
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(out.String(), "chunk=3 ") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no third chunk written after 2 minutes; output:\n%s", dbURL, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		code, took := terminate(t, cmd, 30*time.Second)
+		if code != 1 || !strings.Contains(out.String(), "interrupted: nothing imported, the store is as it was") {
+			t.Errorf("%s: exit %d after %s; output:\n%s", dbURL, code, took, out.String())
+		}
+		_ = stdin.Close()
+		if n := countRefs(t, dbURL); n != 1 {
+			t.Errorf("%s: %d references after the interrupted import, want the 1 stored before", dbURL, n)
+		}
+		if stdout, _, code := runCommand(t, "import", "--db", dbURL, seed); code != 0 || stdout != "added 0, updated 0, unchanged 1, rejected 0\n" {
+			t.Errorf("%s: importing the seed again = exit %d, %q; want it unchanged (the renamed copy rolled back)", dbURL, code, stdout)
 		}
 	}
 }
