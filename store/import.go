@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -42,10 +43,52 @@ type Import struct {
 	counts  ImportCounts
 	added   int // references passed to Add
 	seed    maphash.Seed
-	updated map[uint64]uint64 // key hash → fields hash before the import, for references Updated
-	maxID   int64             // the largest reference id before the import
-	touched []int64           // SQLite: ids of stored rows this chunk writes over, for import_touched
+	updated map[uint64]uint64    // key hash → fields hash before the import, for references Updated
+	maxID   int64                // the largest reference id before the import
+	touched []int64              // SQLite: ids of stored rows this chunk writes over, for import_touched
+	stmts   map[string]*sql.Stmt // SQLite: prepared statements by text (one per chunk length)
 	done    bool
+}
+
+// stmt returns the prepared statement of query, preparing it on first use
+// (SQLite: the statements of a full chunk are prepared once per import).
+func (im *Import) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := im.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := im.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if im.stmts == nil {
+		im.stmts = map[string]*sql.Stmt{}
+	}
+	if len(im.stmts) > 8 {
+		for q, old := range im.stmts { // odd lengths: keep few
+			old.Close()
+			delete(im.stmts, q)
+		}
+	}
+	im.stmts[query] = st
+	return st, nil
+}
+
+// exec and query run a statement through stmt.
+func (im *Import) exec(ctx context.Context, query string, args ...any) error {
+	st, err := im.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+func (im *Import) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := im.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // BeginImport starts an import session at time now (see Import).
@@ -68,7 +111,11 @@ func (im *Import) begin(ctx context.Context) error {
 		return err
 	}
 	if im.db.driver == Postgres {
-		return nil
+		_, err := im.tx.ExecContext(ctx, `CREATE TEMP TABLE import_chunk (
+			tenant_id text, user_id text, aad_object_id text, user_name text, email text, conversation_id text,
+			conversation_type text, team_id text, service_url text, bot_id text, channel_id text, locale text,
+			opted_out boolean, raw text, source text, source_key text) ON COMMIT DROP`)
+		return err
 	}
 	// Per connection; created inside the transaction, so a rollback
 	// removes it, and dropped before commit.
@@ -165,14 +212,14 @@ func (im *Import) writeChunk(ctx context.Context, refs []blockreport.Reference) 
 	refs = lastByKey(refs)
 	var existing map[string]stored
 	if db.driver == Postgres {
-		existing, err = im.lookupPostgres(ctx, refs)
-	} else {
-		existing, err = im.lookup(ctx, refs)
-	}
-	if err != nil {
-		return err
-	}
-	if db.driver == Postgres {
+		// Copy, then look up and write in one statement: it classifies
+		// afterwards, from the rows as they were before it.
+		if err := im.copyChunk(ctx, refs); err != nil {
+			return err
+		}
+		if existing, err = im.mergeCopied(ctx, len(refs)); err != nil {
+			return err
+		}
 		// Giving a stored row its Teams id wrote it (xmin), but it still
 		// counts against what was stored before the import.
 		for k, s := range existing {
@@ -181,13 +228,17 @@ func (im *Import) writeChunk(ctx context.Context, refs []blockreport.Reference) 
 				existing[k] = s
 			}
 		}
+		for _, r := range refs {
+			im.classify(r, existing)
+		}
+		return nil
+	}
+	if existing, err = im.lookup(ctx, refs); err != nil {
+		return err
 	}
 	im.touched = im.touched[:0]
 	for _, r := range refs {
 		im.classify(r, existing)
-	}
-	if db.driver == Postgres {
-		return im.writePostgres(ctx, refs)
 	}
 	if err := im.write(ctx, refs); err != nil {
 		return err
@@ -204,7 +255,7 @@ func (im *Import) touch(ctx context.Context) error {
 	for i, id := range im.touched {
 		args[i] = id
 	}
-	if _, err := im.tx.ExecContext(ctx, `INSERT INTO temp.import_touched (id) VALUES `+placeholders(len(args), 1), args...); err != nil {
+	if err := im.exec(ctx, `INSERT INTO temp.import_touched (id) VALUES `+placeholders(len(args), 1), args...); err != nil {
 		return fmt.Errorf("note written references: %w", err)
 	}
 	return nil
@@ -309,27 +360,10 @@ func (im *Import) lookup(ctx context.Context, refs []blockreport.Reference) (map
 	for _, r := range refs {
 		args = append(args, r.TenantID, r.ConversationID, r.UserID)
 	}
-	rows, err := im.tx.QueryContext(ctx, `SELECT `+storedCols+`,
+	rows, err := im.query(ctx, `SELECT `+storedCols+`,
 			r.id > ? OR r.id IN (SELECT id FROM temp.import_touched), r.id > ?
 		FROM conversation_references r
 		WHERE (r.tenant_id, r.conversation_id, r.user_id) IN (VALUES `+placeholders(len(refs), 3)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("look up existing references: %w", err)
-	}
-	defer rows.Close()
-	return scanStored(rows, len(refs))
-}
-
-// lookupPostgres is lookup with one array per key column.
-func (im *Import) lookupPostgres(ctx context.Context, refs []blockreport.Reference) (map[string]stored, error) {
-	keys := columns(refs, 3, func(r blockreport.Reference) []string {
-		return []string{r.TenantID, r.ConversationID, r.UserID}
-	})
-	// A row version this transaction wrote has its transaction id as xmin.
-	rows, err := im.tx.QueryContext(ctx, `SELECT `+storedCols+`, r.xmin = pg_current_xact_id()::xid, r.id > $4
-		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant_id, conversation_id, user_id)
-		JOIN conversation_references r USING (tenant_id, conversation_id, user_id)`,
-		pq.Array(keys[0]), pq.Array(keys[1]), pq.Array(keys[2]), im.maxID)
 	if err != nil {
 		return nil, fmt.Errorf("look up existing references: %w", err)
 	}
@@ -345,38 +379,64 @@ func (im *Import) write(ctx context.Context, refs []blockreport.Reference) error
 			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, r.OptedOut,
 			im.ts, im.ts, nullText(r.Raw), r.Source, r.SourceKey)
 	}
-	if _, err := im.tx.ExecContext(ctx, insertRefCols+` VALUES `+placeholders(len(refs), 18)+` `+onConflict, args...); err != nil {
+	if err := im.exec(ctx, insertRefCols+` VALUES `+placeholders(len(refs), 18)+` `+onConflict, args...); err != nil {
 		return fmt.Errorf("write %d references: %w", len(refs), err)
 	}
 	return nil
 }
 
-// writePostgres upserts refs with one array per column.
-func (im *Import) writePostgres(ctx context.Context, refs []blockreport.Reference) error {
-	cols := columns(refs, 15, func(r blockreport.Reference) []string {
-		return []string{r.TenantID, r.UserID, r.AADObjectID, r.UserName, r.Email, r.ConversationID,
-			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, string(r.Raw),
-			r.Source, r.SourceKey}
-	})
-	optedOut := make([]bool, len(refs))
-	for i, r := range refs {
-		optedOut[i] = r.OptedOut
-	}
-	args := make([]any, 0, 15)
-	for _, c := range cols {
-		args = append(args, pq.Array(c))
-	}
-	args = append(args, pq.Array(optedOut), im.ts)
-	_, err := im.tx.ExecContext(ctx, insertRefCols+`
-		SELECT tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-			service_url, bot_id, channel_id, locale, opted_out, $17, $17, NULLIF(raw, ''), source, source_key
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[])
-		AS x (tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
-			service_url, bot_id, channel_id, locale, raw, source, source_key, opted_out)
-		`+onConflict, args...)
+// copyChunk copies refs into the temporary table import_chunk with COPY
+// (PostgreSQL): lib/pq's CopyIn streams the rows in COPY's text format,
+// which the server parses faster than 14 text arrays (see BENCHMARKS.md,
+// Import); lookupCopied and writeCopied then work set-based on the chunk.
+func (im *Import) copyChunk(ctx context.Context, refs []blockreport.Reference) error {
+	st, err := im.tx.PrepareContext(ctx, pq.CopyIn("import_chunk", "tenant_id", "user_id", "aad_object_id", "user_name",
+		"email", "conversation_id", "conversation_type", "team_id", "service_url", "bot_id", "channel_id", "locale",
+		"opted_out", "raw", "source", "source_key"))
 	if err != nil {
-		return fmt.Errorf("write %d references: %w", len(refs), err)
+		return fmt.Errorf("copy %d references: %w", len(refs), err)
+	}
+	defer st.Close()
+	for _, r := range refs {
+		if _, err := st.ExecContext(ctx, r.TenantID, r.UserID, r.AADObjectID, r.UserName, r.Email, r.ConversationID,
+			string(r.ConversationType), r.TeamID, r.ServiceURL, r.BotID, r.ChannelID, r.Locale, r.OptedOut, nullText(r.Raw),
+			r.Source, r.SourceKey); err != nil {
+			return fmt.Errorf("copy %d references: %w", len(refs), err)
+		}
+	}
+	if _, err := st.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy %d references: %w", len(refs), err)
 	}
 	return nil
+}
+
+// mergeCopied upserts the chunk in import_chunk and returns the stored
+// rows with its keys as they were before (PostgreSQL), in one statement:
+// all parts of a WITH statement see the table as it was before the INSERT.
+// A row version this transaction wrote has its transaction id as xmin.
+// The chunk table is emptied for the next chunk.
+func (im *Import) mergeCopied(ctx context.Context, n int) (map[string]stored, error) {
+	rows, err := im.tx.QueryContext(ctx, `WITH old AS (
+			SELECT `+storedCols+`, r.xmin = pg_current_xact_id()::xid AS mine, r.id > $2 AS new
+			FROM import_chunk k JOIN conversation_references r USING (tenant_id, conversation_id, user_id)
+		), up AS (
+			`+insertRefCols+`
+			SELECT tenant_id, user_id, aad_object_id, user_name, email, conversation_id, conversation_type, team_id,
+				service_url, bot_id, channel_id, locale, opted_out, $1, $1, raw, source, source_key
+			FROM import_chunk
+			`+onConflict+`
+		)
+		SELECT * FROM old`, im.ts, im.maxID)
+	if err != nil {
+		return nil, fmt.Errorf("write %d references: %w", n, err)
+	}
+	existing, err := scanStored(rows, n)
+	rows.Close()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := im.tx.ExecContext(ctx, `TRUNCATE import_chunk`); err != nil {
+		return nil, fmt.Errorf("write %d references: %w", n, err)
+	}
+	return existing, nil
 }

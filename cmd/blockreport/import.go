@@ -19,6 +19,7 @@ type importConfig struct {
 	common      commonConfig
 	Format      string
 	SkipInvalid bool
+	DryRun      bool
 	Files       []string
 	stores      storeConfig // import_stores.go
 
@@ -42,6 +43,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	fs.stringVar(&cfg.Format, "format", "auto", "input format: "+storeFormatsHelp, "BLOCKREPORT_IMPORT_FORMAT")
 	cfg.stores.register(fs)
 	fs.boolVar(&cfg.SkipInvalid, "skip-invalid", false, "import the valid records and list the rejected ones, instead of rejecting the whole import", "BLOCKREPORT_IMPORT_SKIP_INVALID")
+	fs.boolVar(&cfg.DryRun, "dry-run", false, "read and check the input and list its problems, but do not open the store or write anything", "BLOCKREPORT_IMPORT_DRY_RUN")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -90,6 +92,9 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		sources = append(sources, az...)
+	}
+	if cfg.DryRun {
+		return importSources(ctx, nil, sources, cfg, logger, stdout, stderr)
 	}
 	db, err := openStore(ctx, cfg.common.DB, logger)
 	if err != nil {
@@ -172,6 +177,7 @@ var errInterrupted = errors.New("import: interrupted: nothing imported, the stor
 // Without --skip-invalid the first problem rolls the session back and the
 // rest of the input is only read, to list its problems. A signal (ctx)
 // rolls back and returns at once, even while a read blocks (a slow pipe).
+// With a nil db (--dry-run) it only reads and checks.
 func importSources(ctx context.Context, db *store.DB, sources []importSource, cfg importConfig, logger *slog.Logger, stdout, stderr io.Writer) error {
 	prog := &importProgress{}
 	for _, s := range sources {
@@ -181,20 +187,25 @@ func importSources(ctx context.Context, db *store.DB, sources []importSource, cf
 			prog.total += s.size
 		}
 	}
-	im, err := db.BeginImport(ctx, time.Now())
-	if err != nil {
-		if ctx.Err() != nil {
-			return errInterrupted
+	var im *store.Import
+	batch := 500
+	if db != nil {
+		var err error
+		if im, err = db.BeginImport(ctx, time.Now()); err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return fmt.Errorf("import: %w", err)
 		}
-		return fmt.Errorf("import: %w", err)
+		defer im.Rollback()
+		batch = im.ChunkSize()
 	}
-	defer im.Rollback()
 	progress := showImportProgress(prog, cfg.progressEvery, logger, stderr)
 	defer progress.Stop()
 
 	readCtx, stopReading := context.WithCancel(ctx)
 	r := &sourceReader{sources: sources, prog: prog, progress: progress, logger: logger,
-		batch: im.ChunkSize(), skipInvalid: cfg.SkipInvalid,
+		batch: batch, skipInvalid: cfg.SkipInvalid,
 		batches: make(chan []ingest.Record, 2), done: make(chan error, 1)}
 	exited := make(chan struct{})
 	go func() {
@@ -218,6 +229,9 @@ func importSources(ctx context.Context, db *store.DB, sources []importSource, cf
 			if !ok {
 				r.batches = nil
 				writing = false
+				continue
+			}
+			if im == nil {
 				continue
 			}
 			if r.rejecting.Load() {
@@ -248,6 +262,13 @@ func importSources(ctx context.Context, db *store.DB, sources []importSource, cf
 	rejected := int(prog.rejected.Load())
 	if rejected > maxListed {
 		fmt.Fprintf(stderr, "... and %d more\n", rejected-maxListed)
+	}
+	if im == nil {
+		fmt.Fprintf(stdout, "dry run: %d valid, rejected %d, nothing written\n", prog.records.Load(), rejected)
+		if rejected > 0 && !cfg.SkipInvalid {
+			return withCode(2, fmt.Errorf("import: %d invalid record(s)", rejected))
+		}
+		return nil
 	}
 	if rejected > 0 && !cfg.SkipInvalid {
 		fmt.Fprintf(stdout, "added 0, updated 0, unchanged 0, rejected %d\n", rejected)

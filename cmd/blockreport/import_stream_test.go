@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockreport/blockreport/internal/memtest"
 	"github.com/blockreport/blockreport/internal/pgtest"
 )
 
@@ -129,5 +130,48 @@ func TestSIGTERMDuringImport(t *testing.T) {
 		if stdout, _, code := runCommand(t, "import", "--db", dbURL, seed); code != 0 || stdout != "added 0, updated 0, unchanged 1, rejected 0\n" {
 			t.Errorf("%s: importing the seed again = exit %d, %q; want it unchanged (the renamed copy rolled back)", dbURL, code, stdout)
 		}
+	}
+}
+
+// TestImportDryRun: --dry-run reads and checks everything, lists the
+// problems with the same exit code, and never opens (or creates) the store.
+func TestImportDryRun(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "br.db")
+	good := writeFile(t, dir, "good.jsonl", goodRef+"\n"+goodRef2+"\n")
+	bad := writeFile(t, dir, "bad.jsonl", goodRef+"\n"+strings.Replace(goodRef2, `"personal"`, `"meeting"`, 1)+"\n")
+	stdout, stderr, code := runCommand(t, "import", "--db", "sqlite:"+dbPath, "--dry-run", good)
+	if code != 0 || stdout != "dry run: 2 valid, rejected 0, nothing written\n" {
+		t.Errorf("dry run of a good file = exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runCommand(t, "import", "--db", "sqlite:"+dbPath, "--dry-run", good, bad)
+	if code != 2 || stdout != "dry run: 3 valid, rejected 1, nothing written\n" || !strings.Contains(stderr, bad+`:2: unknown conversation type "meeting"`) {
+		t.Errorf("dry run with a bad record = exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(dbPath); !os.IsNotExist(err) {
+		t.Errorf("the dry runs created the store (stat: %v)", err)
+	}
+}
+
+// TestImportMemoryFlat: the import holds a few chunks, not the input: four
+// times the references take about the same peak Go memory. (The import
+// once took ~3.5 KB per reference: 45,000 more would be ~150 MB more; even
+// 250 bytes each would be 11 MB.) Memory only, never time.
+func TestImportMemoryFlat(t *testing.T) {
+	peak := func(n int) float64 {
+		path := writeRefsFile(t, n, "")
+		dbURL := "sqlite:" + filepath.Join(t.TempDir(), "br.db")
+		s := memtest.Start(5 * time.Millisecond)
+		stdout, stderr, code := runCommand(t, "import", "--db", dbURL, path)
+		_, goMiB := s.Stop()
+		if want := fmt.Sprintf("added %d, updated 0, unchanged 0, rejected 0\n", n); code != 0 || stdout != want {
+			t.Fatalf("import = exit %d, %q (stderr %q)", code, stdout, stderr)
+		}
+		t.Logf("peak Go memory %.1f MiB importing %d references", goMiB, n)
+		return goMiB
+	}
+	small, large := peak(15_000), peak(60_000)
+	if large-small > 8 {
+		t.Errorf("peak Go memory %.1f MiB for 60,000 references, %.1f MiB for 15,000: it grows with the input", large, small)
 	}
 }
