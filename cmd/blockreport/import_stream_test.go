@@ -155,8 +155,8 @@ func TestImportDryRun(t *testing.T) {
 
 // TestImportMemoryFlat: the import holds a few chunks, not the input: four
 // times the references take about the same peak Go memory. (The import
-// once took ~3.5 KB per reference: 45,000 more would be ~150 MB more; even
-// 250 bytes each would be 11 MB.) Memory only, never time.
+// once took ~3.5 KB per reference: 15,000 more would be ~50 MB more; even
+// 600 bytes each would be 8.6 MB.) Memory only, never time.
 func TestImportMemoryFlat(t *testing.T) {
 	peak := func(n int) float64 {
 		path := writeRefsFile(t, n, "")
@@ -170,8 +170,8 @@ func TestImportMemoryFlat(t *testing.T) {
 		t.Logf("peak Go memory %.1f MiB importing %d references", goMiB, n)
 		return goMiB
 	}
-	small, large := peak(15_000), peak(60_000)
+	small, large := peak(5_000), peak(20_000)
 	if large-small > 8 {
-		t.Errorf("peak Go memory %.1f MiB for 60,000 references, %.1f MiB for 15,000: it grows with the input", large, small)
+		t.Errorf("peak Go memory %.1f MiB for 20,000 references, %.1f MiB for 5,000: it grows with the input", large, small)
 	}
 }
