@@ -19,11 +19,10 @@ import (
 )
 
 // SuggestedMemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit)
-// a command writing large workbooks should run under. Each excelize stream
-// writer keeps a 16-32 MB buffer once its sheet passes 16 MB, so seven big
-// sheets hold ~150-220 MB live; without a limit the garbage collector lets
-// the heap grow to twice that. With it, a 1,000,000-row workbook stays under
-// 500 MB resident (see BENCHMARKS.md).
+// a command writing large workbooks runs under. The list sheets are
+// streamed (sheet.go), so the report's own heap stays near 50 MB at any
+// size; the limit only keeps the garbage collector from letting garbage
+// pile up past it (see BENCHMARKS.md, "Report command").
 const SuggestedMemoryLimit = 400 << 20
 
 // Sheet names of the workbook, in order.
