@@ -18,13 +18,14 @@ import (
 	"github.com/blockreport/blockreport/store"
 )
 
-// handoffPause is how long after a chunk's last request the tenant's next
-// chunk may start. Each worker paces the tenant at rate R with a burst of
-// one, so any interval of d seconds holds at most R·d + 1 of its requests;
-// a one-second window spanning the hand-off, with a gap g between the two
-// workers' requests, holds at most R·(1−g) + 2: at most 50 for any R up to
-// Teams' 50/s once g ≥ 40 ms. A quarter second leaves room for clocks and
-// network jitter, and costs a chunk's slot little.
+// handoffPause is how long after a chunk's last answer the tenant's next
+// chunk may start. Each worker's pacer keeps any one-second window at or
+// under its ceiling R and makes up lost time at 1.25 × R at most, so any
+// interval of d seconds holds at most 1.25·R·d + 1 of its sends; a
+// one-second window spanning the hand-off, with a gap g between the two
+// workers' sends, holds at most 1.25·R·(1−g) + 2: 39.5 at the worker's
+// default R = 40 and g = 0.25 s, under Teams' 50 with room for the
+// network's jitter. A quarter second costs a chunk's slot little.
 const handoffPause = 250 * time.Millisecond
 
 // ownershipTTL is how long a confirmed ownership of a chunk's job is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -109,7 +110,11 @@ func NewWorker(ctx context.Context, db *store.DB, cfg Config) (*Worker, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &chunkWorker{w: w})
+	host, _ := os.Hostname()
 	rc := &river.Config{
+		// The host and process id: a job's attempted_by names the
+		// process that works it.
+		ID:                   fmt.Sprintf("%.80s-%d", host, os.Getpid()),
 		Queues:               map[string]river.QueueConfig{queueName: {MaxWorkers: cfg.Jobs, FetchPollInterval: cfg.PollInterval}},
 		Workers:              workers,
 		JobTimeout:           w.jobTimeout(),

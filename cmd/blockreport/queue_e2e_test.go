@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,7 @@ const (
 func queueEnv(fake *faketeams.Server, dbURL string, extra map[string]string) map[string]string {
 	env := fakeEnv(fake, dbURL)
 	for k, v := range map[string]string{
-		"BLOCKREPORT_RATE": "40", "BLOCKREPORT_CONCURRENCY": "8", "BLOCKREPORT_JOBS": "2",
+		"BLOCKREPORT_CONCURRENCY": "8", "BLOCKREPORT_JOBS": "2", // --rate: the worker's default, 40
 		"BLOCKREPORT_CHUNK_SIZE": testChunkSize, "BLOCKREPORT_CHUNK_TIME": testChunkTime, "BLOCKREPORT_GRACE": testGrace,
 		"BLOCKREPORT_RESCUE_AFTER": testRescueAfter.String(), "BLOCKREPORT_TIMEOUT": "5s", "BLOCKREPORT_LOG_LEVEL": "info",
 	} {
@@ -89,12 +90,31 @@ func queueKillRun(t *testing.T, mode probe.Mode) (fake *faketeams.Server, db *st
 	waiter, wout := startHelper(t, "run --queue --out "+reports, queueEnv(fake, u, extra))
 
 	run = waitResults(t, db, len(pop)/4)
-	if err := workers[0].Process.Kill(); err != nil { // SIGKILL
+	// The victim is a worker that holds a chunk now (River's client id
+	// ends with the worker's pid).
+	victim := -1
+	for victim < 0 {
+		var by string
+		err := db.SQL().QueryRow(`SELECT attempted_by[array_upper(attempted_by, 1)] FROM river_job
+			WHERE kind = 'blockreport_probe_chunk' AND state = 'running' LIMIT 1`).Scan(&by)
+		if err == nil {
+			for i, w := range workers {
+				if strings.HasSuffix(by, fmt.Sprintf("-%d", w.Process.Pid)) {
+					victim = i
+				}
+			}
+		}
+		if victim < 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := workers[victim].Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	_ = workers[0].Wait()
-	t.Logf("worker 1 killed at %d of %d results", mustCount(t, db, run.ID), len(pop))
+	_ = workers[victim].Wait()
+	t.Logf("worker %d killed at %d of %d results", victim+1, mustCount(t, db, run.ID), len(pop))
+	workers[0], workers[victim], outs[0], outs[victim] = workers[victim], workers[0], outs[victim], outs[0]
 
 	if code := waitExit(t, waiter, 4*time.Minute, wout); code != 0 {
 		t.Fatalf("run --queue exited %d: %s\nworker 2: %s", code, wout.String(), outs[1].String())
@@ -122,6 +142,15 @@ func queueKillRun(t *testing.T, mode probe.Mode) (fake *faketeams.Server, db *st
 	}
 	t.Logf("%d chunks rescued; the first ran again %s after the kill; the run finished %s after it",
 		rescued, firstRetry.Sub(killed).Round(time.Second), took.Round(time.Second))
+	if rows, err := db.SQL().Query(`SELECT id, attempt, state, COALESCE(errors::text, '') || ' by ' || array_to_string(attempted_by, ',') || ' seq ' || (args->>'seq') FROM river_job WHERE kind = 'blockreport_probe_chunk' AND attempt >= 2`); err == nil {
+		for rows.Next() {
+			var id, attempt int
+			var state, errs string
+			_ = rows.Scan(&id, &attempt, &state, &errs)
+			t.Logf("job %d attempt %d %s: %.300s", id, attempt, state, errs)
+		}
+		rows.Close()
+	}
 	if rescued == 0 {
 		t.Error("no chunk of the killed worker was rescued")
 	} else if d := firstRetry.Sub(killed); d > 2*time.Minute {
