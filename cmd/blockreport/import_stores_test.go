@@ -148,6 +148,23 @@ func TestImportAzure(t *testing.T) {
 		t.Errorf("no-conversation-yet row: %+v (want AppConfig's service URL)", r)
 	}
 
+	// Company Communicator's team installs: channel references, AppConfig's service URL.
+	if err := tables.CreateTable(ctx, "TeamData"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tables.Insert(ctx, "TeamData", map[string]any{"PartitionKey": "TeamData", "RowKey": "19:team1@thread.skype",
+		"TeamId": "19:team1@thread.skype", "Name": "Contoso", "TenantId": storeTenant}); err != nil {
+		t.Fatal(err)
+	}
+	teamDB := filepath.Join(dir, "teams.db")
+	out, errOut, code = runEnv(t, env, "import", "--db", "sqlite:"+teamDB, "aztable://TeamData")
+	if code != 0 || !strings.HasSuffix(out, "added 1, updated 0, unchanged 0, rejected 0\n") {
+		t.Fatalf("TeamData: exit %d %q %s", code, out, errOut)
+	}
+	if r, ok := storedRows(t, teamDB)["19:team1@thread.skype|"]; !ok || r.url != "https://smba.trafficmanager.net/emea/" || r.key != "TeamData/19:team1@thread.skype" {
+		t.Fatalf("TeamData row: %+v", r)
+	}
+
 	// Again: every reference unchanged.
 	out, errOut, code = runEnv(t, env, "import", "--db", "sqlite:"+dbPath, "azblob://state", "aztable://UserData")
 	if code != 0 || !strings.HasSuffix(out, "added 0, updated 0, unchanged 1051, rejected 0\n") {
