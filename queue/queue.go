@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	blockreport "github.com/blockreport/blockreport"
+	"github.com/blockreport/blockreport/runs"
 	"github.com/blockreport/blockreport/store"
 )
 
@@ -249,7 +250,7 @@ func (q *Queue) Wait(ctx context.Context, runID int64, message []byte, interval 
 		}
 		if p.Live == 0 {
 			if p.Pending == 0 {
-				if _, err := q.db.FinishRun(ctx, runID, time.Now()); err != nil {
+				if _, err := runs.Finish(ctx, q.db, runID, time.Now()); err != nil {
 					return run, err
 				}
 			} else if run.State == blockreport.RunRunning {
