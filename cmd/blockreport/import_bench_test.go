@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,26 +12,7 @@ import (
 // writeBenchRefs writes n ConversationReference lines over 10 tenants.
 func writeBenchRefs(b *testing.B, n int) string {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "refs.jsonl")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	for i := range n {
-		fmt.Fprintf(w, `{"activityId":"%d","user":{"id":"29:1%031d","name":"User %d","aadObjectId":"%08d-aaaa-4000-8000-000000000000"},`+
-			`"bot":{"id":"28:c9e8c047-0000-4000-8000-000000000000","name":"Bot"},`+
-			`"conversation":{"conversationType":"personal","id":"a:1%063d","tenantId":"%08d-0000-4000-8000-000000000000"},`+
-			`"channelId":"msteams","locale":"en-US","serviceUrl":"https://smba.trafficmanager.net/amer/"}`+"\n",
-			1485983408511+i, i, i, i, i, i%10)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return path
+	return writeRefsFile(b, n, "")
 }
 
 // BenchmarkImportCommand100k runs "blockreport import" on a JSON Lines file
