@@ -309,6 +309,10 @@ func printDemo(w io.Writer, s demoSummary) error {
 		}
 		fmt.Fprintf(&b, "Run %d, %s (%s): %s\n", r.ID, r.StartedAt.UTC().Format("2006-01-02"), when, summary(r.Totals))
 	}
+	if last := s.runs[len(s.runs)-1].Total(); last > s.cfg.Users {
+		fmt.Fprintf(&b, "(%d conversations, not %d: coverage found %d users who installed the bot without a stored reference, and probed them too)\n",
+			last, s.cfg.Users, last-s.cfg.Users)
+	}
 	total := 0
 	var parts []string
 	for _, c := range s.changes {
