@@ -11,11 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/graph"
@@ -339,7 +335,15 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	}
 	logger.Info("probe run", "run", run.ID, "mode", run.Mode, "pending", total)
 
-	stopProgress := showProgress(prober, total, cfg.progressEvery, logger, stderr)
+	stopProgress := showProgress(progressView{
+		desc:  "probing",
+		total: total,
+		done:  func() int { return prober.Progress().Done },
+		fields: func() []any {
+			pr := prober.Progress()
+			return []any{"done", pr.Done, "total", total, "statuses", summary(pr.ByStatus)}
+		},
+	}, cfg.progressEvery, logger, stderr)
 	run, runErr := sess.Probe(ctx, prober)
 	stopProgress()
 	if errors.Is(runErr, store.ErrLockLost) {
@@ -403,55 +407,6 @@ func stopNotice(stderr io.Writer) func(int, time.Duration) {
 			fmt.Fprintf(stderr, "stopping: waiting up to %s for %d probes in flight (press Ctrl-C again to stop now)\n", grace, n)
 		}
 	}
-}
-
-// showProgress shows a progress bar with rate and ETA on a terminal, else
-// logs a progress line every interval. The returned func stops it.
-func showProgress(p *probe.Prober, total int, every time.Duration, logger *slog.Logger, stderr io.Writer) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	f, isFile := stderr.(*os.File)
-	if isFile && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("probing"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("refs"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		wg.Go(func() {
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					_ = bar.Set(p.Progress().Done)
-					_ = bar.Exit()
-					return
-				case <-t.C:
-					_ = bar.Set(p.Progress().Done)
-				}
-			}
-		})
-	} else {
-		wg.Go(func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					pr := p.Progress()
-					logger.Info("progress", "done", pr.Done, "total", total, "statuses", summary(pr.ByStatus))
-				}
-			}
-		})
-	}
-	return func() { close(done); wg.Wait() }
 }
 
 // summary is "N results: reachable 10, blocked 2, ..." in report order.

@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	blockreport "github.com/blockreport/blockreport"
 	"github.com/blockreport/blockreport/probe"
@@ -79,8 +75,20 @@ func queueRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 
 	var mu sync.Mutex
 	var last queue.Progress
-	stop := showQueueProgress(func() queue.Progress { mu.Lock(); defer mu.Unlock(); return last },
-		done0+pending, cfg.progressEvery, logger, stderr)
+	latest := func() queue.Progress { mu.Lock(); defer mu.Unlock(); return last }
+	total := done0 + pending
+	stop := showProgress(progressView{
+		desc:  "workers probing",
+		total: total,
+		done:  func() int { return latest().Run.Total() },
+		fields: func() []any {
+			p := latest()
+			return []any{"run", p.Run.ID, "done", p.Run.Total(), "total", total, "chunks", p.Live, "statuses", summary(p.Run.Totals)}
+		},
+		// The last poll may be short of the total: clear the bar rather
+		// than leave it part-way under the final line.
+		clear: true,
+	}, cfg.progressEvery, logger, stderr)
 	run, err = q.Wait(ctx, run.ID, message, time.Second, func(p queue.Progress) { mu.Lock(); last = p; mu.Unlock() })
 	stop()
 	if err != nil && ctx.Err() != nil {
@@ -99,56 +107,4 @@ func withQueued(params []byte) []byte {
 		return append(params[:len(params)-1:len(params)-1], []byte(`,"queue":true}`)...)
 	}
 	return params
-}
-
-// showQueueProgress is showProgress for a queued run: a bar on a terminal,
-// else a log line every interval, from the latest poll.
-func showQueueProgress(last func() queue.Progress, total int, every time.Duration, logger *slog.Logger, stderr io.Writer) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	f, isFile := stderr.(*os.File)
-	if isFile && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("workers probing"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("refs"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		wg.Go(func() {
-			t := time.NewTicker(500 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					// The last poll may be short of the total: clear the
-					// bar rather than leave it part-way under the final line.
-					_ = bar.Clear()
-					_ = bar.Exit()
-					return
-				case <-t.C:
-					_ = bar.Set(last().Run.Total())
-				}
-			}
-		})
-	} else {
-		wg.Go(func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					p := last()
-					logger.Info("progress", "run", p.Run.ID, "done", p.Run.Total(), "total", total,
-						"chunks", p.Live, "statuses", summary(p.Run.Totals))
-				}
-			}
-		})
-	}
-	return func() { close(done); wg.Wait() }
 }
