@@ -46,9 +46,11 @@ type DB struct {
 	x      *sqlx.DB
 	driver string
 	path   string // SQLite file, for the lock file next to it
-	name   string // the URL with any password redacted, for errors
-	logger *slog.Logger
-	lock   runLock
+	// created is true when Open created the SQLite file (see Discard).
+	created bool
+	name    string // the URL with any password redacted, for errors
+	logger  *slog.Logger
+	lock    runLock
 }
 
 // ParseURL validates a database URL: "postgres://..." or "postgresql://..."
@@ -188,14 +190,14 @@ func open(ctx context.Context, rawURL string, logger *slog.Logger, create bool) 
 	if err != nil {
 		return nil, err
 	}
-	if driver == SQLite {
-		if err := prepareFile(sqlitePath(rawURL), create); err != nil {
-			return nil, err
-		}
-	}
 	db := &DB{driver: driver, name: RedactURL(rawURL), logger: logger}
 	if driver == SQLite {
 		db.path = sqlitePath(rawURL)
+		_, statErr := os.Stat(db.path)
+		if err := prepareFile(db.path, create); err != nil {
+			return nil, err
+		}
+		db.created = errors.Is(statErr, fs.ErrNotExist)
 	}
 	x, err := sqlx.Open(driver, dsn)
 	if err != nil {
@@ -261,6 +263,28 @@ func oneLine(err error) string {
 
 // Close closes the database.
 func (db *DB) Close() error { return db.x.Close() }
+
+// Discard closes the store and, if Open created its SQLite file and it
+// still holds no reference, removes that file and the files beside it
+// (-wal, -shm, .lock): a command that created a store and then stored
+// nothing (an import that was rejected or interrupted) leaves no empty
+// store behind. Any other store is only closed.
+func (db *DB) Discard(ctx context.Context) error {
+	empty := false
+	if db.created {
+		n, err := db.CountReferences(ctx)
+		empty = err == nil && n == 0
+	}
+	if err := db.Close(); err != nil || !empty {
+		return err
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", ".lock"} {
+		if err := os.Remove(db.path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove empty store %s: %w", db.path+suffix, err)
+		}
+	}
+	return nil
+}
 
 // Name returns the store's URL with any password redacted, for messages.
 func (db *DB) Name() string { return db.name }

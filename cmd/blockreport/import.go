@@ -100,8 +100,15 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	return importSources(ctx, db, sources, cfg, logger, stdout, stderr)
+	if err := importSources(ctx, db, sources, cfg, logger, stdout, stderr); err != nil {
+		// A rejected or interrupted import that created the store leaves
+		// none behind (the next command then says "no such file").
+		if derr := db.Discard(context.WithoutCancel(ctx)); derr != nil {
+			logger.Warn("import: could not remove the empty store it created", "error", derr)
+		}
+		return err
+	}
+	return db.Close()
 }
 
 // importSource is one input of an import. open returns its records (see
