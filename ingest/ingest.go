@@ -118,6 +118,17 @@ func Read(r io.Reader, name string, format Format) iter.Seq2[Record, error] {
 	}
 }
 
+// ReadFor is Read for the bot whose app id is appID (--app-id): a record
+// bound to another bot (bot.id, with or without "28:") is a Problem, with
+// the reason DecodeStore gives for Defaults.AppID. An empty appID accepts
+// every bot, as Read does.
+func ReadFor(r io.Reader, name string, format Format, appID string) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		p := &parser{name: name, yield: yield, appID: appID}
+		p.run(r, format)
+	}
+}
+
 // Parse reads one whole input with Read and returns its records and
 // problems; err is only for I/O failures. It holds every record: Read is
 // the way to import large inputs.
@@ -211,6 +222,7 @@ const notUTF8 = "not valid UTF-8 (save the file as UTF-8)"
 // parser holds the state of one Read.
 type parser struct {
 	name    string
+	appID   string // ReadFor's: references bound to another bot are problems
 	yield   func(Record, error) bool
 	stopped bool // the consumer broke out of the loop, or reading failed
 	br      *bufio.Reader
@@ -356,6 +368,10 @@ func (p *parser) problemKey(line int, key, reason string) {
 // add validates ref and yields it as a record or a problem.
 func (p *parser) add(line int, key string, ref blockreport.Reference) {
 	if p.stopped {
+		return
+	}
+	if reason := otherBot(ref.BotID, p.appID); reason != "" {
+		p.problemKey(line, key, reason)
 		return
 	}
 	if err := Validate(ref); err != nil {

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -32,6 +33,7 @@ func TestParse(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		format   ingest.Format
+		appID    string // ReadFor's; "" is Parse
 		in       string
 		lines    []int    // lines of the records
 		problems []string // "f:LINE: reason" prefixes
@@ -75,6 +77,21 @@ func TestParse(t *testing.T) {
 		{name: "http to loopback", in: withField(`https://smba.trafficmanager.net/amer/`, `http://127.0.0.1:8080/amer/`) + "\n" +
 			withField(`https://smba.trafficmanager.net/amer/`, `http://localhost/amer/`) + "\n" +
 			withField(`https://smba.trafficmanager.net/amer/`, `http://[::1]:1/amer/`), lines: []int{1, 2, 3}},
+		// --app-id: another bot's references are problems, with or
+		// without "28:", as DecodeStore does for store formats.
+		{name: "json lines, another bot", appID: "c9e8",
+			in: personal + "\n" + withField(`"28:c9e8"`, `"28:0ther"`) + "\n" + withField(`"a:17I0kl"`, `"a:2"`) + "\n" +
+				strings.Replace(withField(`"28:c9e8"`, `"C9E8"`), `"a:17I0kl"`, `"a:3"`, 1) + "\n",
+			lines:    []int{1, 3, 4},
+			problems: []string{`f:2: bound to bot "28:0ther", not --app-id "c9e8": the Bot Connector would answer "Failed to decrypt conversation ID"`}},
+		{name: "json array, another bot", appID: "28:c9e8",
+			in:       "[\n" + withField(`"28:c9e8"`, `"0ther"`) + ",\n" + channel + "\n]",
+			lines:    []int{3},
+			problems: []string{`f:2: bound to bot "0ther", not --app-id "28:c9e8": the Bot Connector would answer "Failed to decrypt conversation ID"`}},
+		{name: "one object, another bot", appID: "0ther", in: channel,
+			problems: []string{`f:1: bound to bot "28:c9e8", not --app-id "0ther"`}},
+		{name: "teamsfx, another bot", appID: "0ther", in: "{\n  \"_t-1_19:abc@thread.tacv2\": " + channel + "\n}",
+			problems: []string{`f:2: bound to bot "28:c9e8"`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			format := c.format
@@ -82,6 +99,20 @@ func TestParse(t *testing.T) {
 				format = ingest.FormatAuto
 			}
 			recs, probs, err := ingest.Parse(strings.NewReader(c.in), "f", format)
+			if c.appID != "" {
+				recs, probs, err = nil, nil, nil
+				for rec, e := range ingest.ReadFor(strings.NewReader(c.in), "f", format, c.appID) {
+					var p ingest.Problem
+					switch {
+					case errors.As(e, &p):
+						probs = append(probs, p)
+					case e != nil:
+						err = e
+					default:
+						recs = append(recs, rec)
+					}
+				}
+			}
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}

@@ -493,9 +493,8 @@ func complete(ref *blockreport.Reference, d Defaults) string {
 		// id as the member id when it creates the 1:1, so it stands in.
 		ref.UserID = ref.AADObjectID
 	}
-	if d.AppID != "" && ref.BotID != "" && !sameBot(ref.BotID, d.AppID) {
-		return fmt.Sprintf("bound to bot %s, not --app-id %s: the Bot Connector would answer \"Failed to decrypt conversation ID\"",
-			quote(ref.BotID), quote(d.AppID))
+	if reason := otherBot(ref.BotID, d.AppID); reason != "" {
+		return reason
 	}
 	normalize(ref)
 	if ref.TenantID == "" {
@@ -524,6 +523,16 @@ func typeFromID(id string) blockreport.ConversationType {
 	return ""
 }
 
+// otherBot returns why a reference bound to botID cannot be imported for
+// the bot appID, or "" if it can (either is empty, or they are the same bot).
+func otherBot(botID, appID string) string {
+	if appID == "" || botID == "" || sameBot(botID, appID) {
+		return ""
+	}
+	return fmt.Sprintf("bound to bot %s, not --app-id %s: the Bot Connector would answer \"Failed to decrypt conversation ID\"",
+		quote(botID), quote(appID))
+}
+
 // sameBot compares bot ids with or without the "28:" prefix.
 func sameBot(a, b string) bool {
 	return strings.EqualFold(strings.TrimPrefix(a, "28:"), strings.TrimPrefix(b, "28:"))
@@ -536,8 +545,9 @@ var storeMarkers = []string{`"reference"`, `"realid"`, `"partitionkey"`, `"rowke
 
 // DetectStore reports whether a file starting with prefix is a store's
 // (for FormatAuto): an Agents SDK record or state.json, a Cosmos DB or table
-// export, a $type-marked botbuilder dump, or Teams SDK records
-// ({aadObjectId, conversationId} with no conversation object).
+// export, a botbuilder dump ($type-marked, or app keys to references as
+// botbuilder-js writes it), or Teams SDK records ({aadObjectId,
+// conversationId} with no conversation object).
 func DetectStore(prefix []byte) bool {
 	lower := bytes.ToLower(prefix)
 	for _, m := range storeMarkers {
@@ -545,6 +555,62 @@ func DetectStore(prefix []byte) bool {
 			return true
 		}
 	}
-	return bytes.Contains(lower, []byte(`"conversationid"`)) && bytes.Contains(lower, []byte(`"aadobjectid"`)) &&
-		!bytes.Contains(lower, []byte(`"conversation"`))
+	if bytes.Contains(lower, []byte(`"conversationid"`)) && bytes.Contains(lower, []byte(`"aadobjectid"`)) &&
+		!bytes.Contains(lower, []byte(`"conversation"`)) {
+		return true
+	}
+	return keyedReferences(prefix)
+}
+
+// lowerFirst turns a PascalCase member name (TeamsFx .NET's) into camelCase.
+func lowerFirst(k string) string {
+	if k == "" {
+		return k
+	}
+	return strings.ToLower(k[:1]) + k[1:]
+}
+
+// keyedReferences reports whether prefix starts a JSON object whose members
+// are app-defined keys to ConversationReferences (or to objects wrapping
+// one a level down): a botbuilder storage dump without $type markers. A
+// reference itself (a member named like a reference's field) and the
+// TeamsFx notification store (keys "_<tenantId>_<conversationId>", which
+// Read reads) are not.
+func keyedReferences(prefix []byte) bool {
+	prefix = bytes.TrimLeft(prefix, "\xef\xbb\xbf \t\r\n")
+	if len(prefix) == 0 || prefix[0] != '{' {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(prefix))
+	if _, err := dec.Token(); err != nil {
+		return false
+	}
+	found := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		k, _ := tok.(string)
+		if isReferenceField(k) || isReferenceField(lowerFirst(k)) || strings.HasPrefix(k, "_") {
+			return false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break // cut by the prefix, or bad JSON
+		}
+		if found || !isObject(v) {
+			continue
+		}
+		var rec storeRecord
+		if json.Unmarshal(v, &rec) != nil {
+			continue
+		}
+		if classify(&rec) == kindReference {
+			found = true
+		} else if _, ok := wrapped(v); ok {
+			found = true
+		}
+	}
+	return found
 }

@@ -229,3 +229,53 @@ func TestDecodeStoreFiles(t *testing.T) {
 		})
 	}
 }
+
+// botbuilder-js storage dumps: app keys to references, no $type markers.
+const (
+	bbJSRef0 = `{"activityId":"f:1","user":{"id":"29:bb-js-0","aadObjectId":"7faf8ab2-0000-4000-8000-0000000000b0"},"bot":{"id":"28:` + appID + `"},"conversation":{"conversationType":"personal","tenantId":"` + tenant + `","id":"a:bb-js-0"},"channelId":"msteams","serviceUrl":"https://smba.trafficmanager.net/amer/"}`
+	bbJSRef1 = `{"activityId":"f:2","user":{"id":"29:bb-js-1"},"bot":{"id":"28:` + appID + `"},"conversation":{"conversationType":"personal","tenantId":"` + tenant + `","id":"a:bb-js-1"},"channelId":"msteams","serviceUrl":"https://smba.trafficmanager.net/amer/"}`
+	bbJSDump = "{\n  \"conv/0\": " + bbJSRef0 + ",\n  \"conv/1\": " + bbJSRef1 + "\n}\n"
+)
+
+func TestDetectStore(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"botbuilder-js dump", bbJSDump, true},
+		{"botbuilder-js dump, compact", `{"conv/0":` + bbJSRef0 + `,"conv/1":` + bbJSRef1 + `}`, true},
+		{"botbuilder-js dump, wrapped", `{"users/u1":{"name":"x","ref":` + bbJSRef0 + `}}`, true},
+		{"botbuilder-js dump, app data first", `{"settings":{"x":1},"count":2,"conv/0":` + bbJSRef0 + `}`, true},
+		{"dump cut by the prefix", `{"conv/0":` + bbJSRef0 + `,"conv/1":{"user":`, true},
+		{"$type dump", `{"k":` + botbuilderNET + `}`, true},
+		{"teamsfx local file", `{"_` + tenant + `_a:bb-js-0":` + bbJSRef0 + `}`, false},
+		{"one reference", bbJSRef0, false},
+		{"one pretty reference", "{\n  \"activityId\": \"1\",\n  \"user\": {\"id\": \"29:1\"}\n}", false},
+		{"one PascalCase reference", teamsFxNET, false},
+		{"json lines", bbJSRef0 + "\n" + bbJSRef1 + "\n", false},
+		{"json array", "[" + bbJSRef0 + "]", false},
+		{"csv", "tenant_id,user_id\nt,29:1\n", false},
+		{"object of non-references", `{"a":{"b":1},"c":{"d":{"e":2}}}`, false},
+	} {
+		if got := ingest.DetectStore([]byte(c.in)); got != c.want {
+			t.Errorf("%s: DetectStore = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestDecodeBotBuilderJSDump reads a botbuilder-js dump without $type
+// markers: each key is a reference's, and --app-id applies.
+func TestDecodeBotBuilderJSDump(t *testing.T) {
+	var got []string
+	for _, f := range decodeAll(t, bbJSDump, "", ingest.FormatAuto, ingest.Defaults{AppID: appID}) {
+		got = append(got, summary(f))
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "conv/0@2 "+tenant+"|a:bb-js-0") || !strings.HasPrefix(got[1], "conv/1@3 "+tenant+"|a:bb-js-1") {
+		t.Errorf("dump = %q", got)
+	}
+	fs := decodeAll(t, bbJSDump, "", ingest.FormatBotBuilder, ingest.Defaults{AppID: "0ther"})
+	if len(fs) != 2 || !strings.Contains(fs[0].Reason, `bound to bot "28:`+appID+`", not --app-id "0ther"`) {
+		t.Errorf("dump for another bot = %+v", fs)
+	}
+}

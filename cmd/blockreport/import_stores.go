@@ -268,10 +268,10 @@ func storeFileRecords(r io.Reader, name string, format ingest.Format, d ingest.D
 	if format == ingest.FormatAuto {
 		prefix, _ := br.Peek(64 << 10)
 		if !ingest.DetectStore(prefix) {
-			return withProvenance(ingest.Read(br, name, format))
+			return withProvenance(ingest.ReadFor(br, name, format, d.AppID))
 		}
 	} else if !ingest.IsStoreFormat(format) {
-		return withProvenance(ingest.Read(br, name, format))
+		return withProvenance(ingest.ReadFor(br, name, format, d.AppID))
 	}
 	return func(yield func(ingest.Record, error) bool) {
 		for f, err := range ingest.DecodeStore(br, "", format, d) {
