@@ -1125,19 +1125,25 @@ func trendColState() int { return trendColCounts - 1 }
 
 var tenantHeader = []string{"Tenant ID", "Total", "Reachable", "Blocked", "Uninstalled", "Admin disabled", "Not found", "Could not check", "Opted out", "Reachable share"}
 
-func writeTenants(f *excelize.File, st styles, r *Report) error {
-	const sh = SheetTenants
-	hdr := make([]any, len(tenantHeader))
-	for i, h := range tenantHeader {
+// headerRow writes a table's header into row: the first textCols columns
+// left-aligned over text, the rest right-aligned over numbers.
+func headerRow(f *excelize.File, st styles, sh string, row, textCols int, header []string) error {
+	hdr := make([]any, len(header))
+	for i, h := range header {
 		hdr[i] = h
 	}
-	if err := cells(f, sh, 1, hdr...); err != nil {
+	if err := cells(f, sh, row, hdr...); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 1, 1, 1, 1, st.header); err != nil {
+	if err := styleRange(f, sh, 1, row, textCols, row, st.header); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, 2, 1, len(hdr), 1, st.headerNum); err != nil {
+	return styleRange(f, sh, textCols+1, row, len(hdr), row, st.headerNum)
+}
+
+func writeTenants(f *excelize.File, st styles, r *Report) error {
+	const sh = SheetTenants
+	if err := headerRow(f, st, sh, 1, 1, tenantHeader); err != nil {
 		return err
 	}
 	for i, t := range r.Tenants {

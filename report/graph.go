@@ -277,17 +277,7 @@ func writeGraphSheets(f *excelize.File, st styles, r *Report, redact bool) error
 
 func writeDepartments(f *excelize.File, st styles, r *Report) error {
 	const sh = SheetDepartments
-	hdr := make([]any, len(departmentHeader))
-	for i, h := range departmentHeader {
-		hdr[i] = h
-	}
-	if err := cells(f, sh, 1, hdr...); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 1, 1, 1, 1, st.header); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 2, 1, len(hdr), 1, st.headerNum); err != nil {
+	if err := headerRow(f, st, sh, 1, 1, departmentHeader); err != nil {
 		return err
 	}
 	for i, d := range r.Departments {
@@ -302,10 +292,10 @@ func writeDepartments(f *excelize.File, st styles, r *Report) error {
 		}
 	}
 	last := len(r.Departments) + 1
-	if err := styleRange(f, sh, 2, 2, len(hdr)-2, last, st.count); err != nil {
+	if err := styleRange(f, sh, 2, 2, len(departmentHeader)-2, last, st.count); err != nil {
 		return err
 	}
-	if err := styleRange(f, sh, len(hdr)-1, 2, len(hdr), last, st.pct); err != nil {
+	if err := styleRange(f, sh, len(departmentHeader)-1, 2, len(departmentHeader), last, st.pct); err != nil {
 		return err
 	}
 	if err := printLandscape(f, sh, true); err != nil {
@@ -331,18 +321,8 @@ func writeCoverage(f *excelize.File, st styles, r *Report) error {
 	if err := f.SetCellStyle(sh, "A1", "A1", st.bold); err != nil {
 		return err
 	}
-	hdr := make([]any, len(coverageHeader))
-	for i, h := range coverageHeader {
-		hdr[i] = h
-	}
 	row := 3
-	if err := cells(f, sh, row, hdr...); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 1, row, 2, row, st.header); err != nil {
-		return err
-	}
-	if err := styleRange(f, sh, 3, row, len(hdr), row, st.headerNum); err != nil {
+	if err := headerRow(f, st, sh, row, 2, coverageHeader); err != nil {
 		return err
 	}
 	for _, t := range r.Graph.Coverage {
