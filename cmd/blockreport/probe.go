@@ -335,17 +335,17 @@ func probeRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	}
 	logger.Info("probe run", "run", run.ID, "mode", run.Mode, "pending", total)
 
-	stopProgress := showProgress(progressView{
+	progress := showProgress(progressView{
 		desc:  "probing",
-		total: total,
-		done:  func() int { return prober.Progress().Done },
+		total: int64(total),
+		done:  func() int64 { return int64(prober.Progress().Done) },
 		fields: func() []any {
 			pr := prober.Progress()
 			return []any{"done", pr.Done, "total", total, "statuses", summary(pr.ByStatus)}
 		},
 	}, cfg.progressEvery, logger, stderr)
 	run, runErr := sess.Probe(ctx, prober)
-	stopProgress()
+	progress.Stop()
 	if errors.Is(runErr, store.ErrLockLost) {
 		return run, runErr // nothing more was recorded: no final line
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,50 +16,93 @@ import (
 // done() out of total on a terminal, else a log line of fields() every
 // interval.
 type progressView struct {
-	desc   string
-	total  int
-	done   func() int
-	fields func() []any
+	desc     string
+	describe func() string // if set, the bar's description at each tick
+	total    int64         // -1 if unknown
+	bytes    bool          // done() and total count bytes, not references
+	done     func() int64
+	msg      string // the log line's message; "progress" if empty
+	fields   func() []any
 	// clear removes the bar at the end instead of filling it to done().
 	clear bool
 }
 
+// progressDisplay is a running progress bar or log line.
+type progressDisplay struct {
+	mu   sync.Mutex // serializes the bar, the log line and Println on stderr
+	bar  *progressbar.ProgressBar
+	w    io.Writer
+	stop func()
+}
+
+// Println prints a line on stderr, clearing the bar first (it is redrawn
+// on its next tick).
+func (d *progressDisplay) Println(a ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar != nil {
+		_ = d.bar.Clear()
+	}
+	fmt.Fprintln(d.w, a...)
+}
+
+// Stop ends the display (idempotent).
+func (d *progressDisplay) Stop() { d.stop() }
+
 // showProgress shows v as a progress bar with rate and ETA when stderr is a
-// terminal, else logs a progress line every interval. The returned func
-// stops it.
-func showProgress(v progressView, every time.Duration, logger *slog.Logger, stderr io.Writer) func() {
+// terminal, else logs a progress line every interval, until Stop.
+func showProgress(v progressView, every time.Duration, logger *slog.Logger, stderr io.Writer) *progressDisplay {
+	d := &progressDisplay{w: stderr}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions(v.total,
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription(v.desc),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("refs"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetPredictTime(v.total >= 0),
+			progressbar.OptionThrottle(200 * time.Millisecond),
 			progressbar.OptionClearOnFinish(),
-		)
+		}
+		if v.bytes {
+			opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionSetRenderBlankState(true))
+		} else {
+			opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("refs"))
+		}
+		d.bar = progressbar.NewOptions64(v.total, opts...)
+		update := func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if v.describe != nil {
+				d.bar.Describe(v.describe())
+			}
+			_ = d.bar.Set64(v.done())
+		}
 		wg.Go(func() {
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
 			for {
 				select {
 				case <-done:
-					if v.clear {
-						_ = bar.Clear()
-					} else {
-						_ = bar.Set(v.done())
+					if !v.clear {
+						update()
 					}
-					_ = bar.Exit()
+					d.mu.Lock()
+					if v.clear {
+						_ = d.bar.Clear()
+					}
+					_ = d.bar.Exit()
+					d.mu.Unlock()
 					return
 				case <-t.C:
-					_ = bar.Set(v.done())
+					update()
 				}
 			}
 		})
 	} else {
+		msg := v.msg
+		if msg == "" {
+			msg = "progress"
+		}
 		wg.Go(func() {
 			t := time.NewTicker(every)
 			defer t.Stop()
@@ -67,10 +111,15 @@ func showProgress(v progressView, every time.Duration, logger *slog.Logger, stde
 				case <-done:
 					return
 				case <-t.C:
-					logger.Info("progress", v.fields()...)
+					fields := v.fields()
+					d.mu.Lock()
+					logger.Info(msg, fields...)
+					d.mu.Unlock()
 				}
 			}
 		})
 	}
-	return func() { close(done); wg.Wait() }
+	var once sync.Once
+	d.stop = func() { once.Do(func() { close(done); wg.Wait() }) }
+	return d
 }

@@ -34,17 +34,17 @@ func TestProgressLogLines(t *testing.T) {
 	var logs, stderr progressBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	var n atomic.Int64
-	stop := showProgress(progressView{
+	progress := showProgress(progressView{
 		desc:   "probing",
 		total:  10,
-		done:   func() int { return int(n.Load()) },
+		done:   n.Load,
 		fields: func() []any { return []any{"done", n.Load(), "total", 10} },
 	}, 5*time.Millisecond, logger, &stderr)
 	for i := 1; i <= 3; i++ {
 		n.Store(int64(i))
 		time.Sleep(20 * time.Millisecond)
 	}
-	stop()
+	progress.Stop()
 	lines := strings.Count(logs.String(), "msg=progress")
 	if lines == 0 || !strings.Contains(logs.String(), "done=3 total=10") {
 		t.Fatalf("want progress lines with done=3 total=10, got:\n%s", logs.String())

@@ -77,10 +77,10 @@ func queueRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 	var last queue.Progress
 	latest := func() queue.Progress { mu.Lock(); defer mu.Unlock(); return last }
 	total := done0 + pending
-	stop := showProgress(progressView{
+	progress := showProgress(progressView{
 		desc:  "workers probing",
-		total: total,
-		done:  func() int { return latest().Run.Total() },
+		total: int64(total),
+		done:  func() int64 { return int64(latest().Run.Total()) },
 		fields: func() []any {
 			p := latest()
 			return []any{"run", p.Run.ID, "done", p.Run.Total(), "total", total, "chunks", p.Live, "statuses", summary(p.Run.Totals)}
@@ -90,7 +90,7 @@ func queueRun(ctx context.Context, cfg probeConfig, db *store.DB, logger *slog.L
 		clear: true,
 	}, cfg.progressEvery, logger, stderr)
 	run, err = q.Wait(ctx, run.ID, message, time.Second, func(p queue.Progress) { mu.Lock(); last = p; mu.Unlock() })
-	stop()
+	progress.Stop()
 	if err != nil && ctx.Err() != nil {
 		return run, fmt.Errorf("run %d goes on in the workers; run the same command again to wait for it: %w", run.ID, probe.ErrInterrupted)
 	}
