@@ -116,7 +116,13 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if where == "-" {
 		where = "standard output"
 	}
-	logger.Info("exported", "run_id", run.ID, "rows", rows, "statuses", cfg.Statuses, "to", where)
+	var listed []blockreport.Status
+	for _, s := range blockreport.Statuses {
+		if want[s] {
+			listed = append(listed, s)
+		}
+	}
+	logger.Info("exported", "run_id", run.ID, "rows", rows, "statuses", statusNames(listed), "to", where)
 	return nil
 }
 
@@ -142,11 +148,11 @@ func parseStatuses(list string) (map[blockreport.Status]bool, error) {
 		case blockreport.Status(name).Valid():
 			want[blockreport.Status(name)] = true
 		default:
-			return nil, usageErrorf("--status: unknown status %q: want a comma list of %s, or all", name, statusNames(blockreport.Statuses))
+			return nil, usageErrorf("export: --status: unknown status %q: want a comma list of %s, or all", name, statusNames(blockreport.Statuses))
 		}
 	}
 	if len(want) == 0 {
-		return nil, usageErrorf("--status %q: no status given", list)
+		return nil, usageErrorf("export: --status %q: no status given", list)
 	}
 	return want, nil
 }

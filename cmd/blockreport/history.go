@@ -65,11 +65,7 @@ func runHistory(ctx context.Context, args []string, getenv func(string) string, 
 		return usageErrorf("history: unexpected argument %q (one USER at a time)", rest[1])
 	}
 	user := rest[0]
-	logger, err := cfg.common.logger(stderr)
-	if err != nil {
-		return err
-	}
-	db, err := openExisting(ctx, cfg.common.DB, logger)
+	db, err := cfg.common.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}
