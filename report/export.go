@@ -52,6 +52,7 @@ type ExportRow struct {
 	Account          string             `json:"account,omitempty"`
 	Installed        string             `json:"installedGraph,omitempty"`
 	GraphAnswer      string             `json:"graphAnswer,omitempty"`
+	Source           string             `json:"source,omitempty"` // where the reference was last imported from
 	ReferenceID      int64              `json:"referenceId"`
 	ConversationType string             `json:"conversationType"`
 	RunID            int64              `json:"runId"`
@@ -74,7 +75,7 @@ func NewExportRow(r blockreport.Row) ExportRow {
 		HTTPStatus: r.HTTPStatus, ProbedAt: timePtr(r.ProbedAt), StatusSince: timePtr(r.StatusSince),
 		PreviousStatus: r.PreviousStatus, Detail: r.Detail, TeamID: r.TeamID, ServiceURL: r.ServiceURL,
 		TenantName: r.TenantName, Department: r.Department, JobTitle: r.JobTitle, UPN: r.UPN, Account: r.Account,
-		Installed: installedLabel(r), GraphAnswer: graphAnswer(r),
+		Installed: installedLabel(r), GraphAnswer: graphAnswer(r), Source: SourceOf(r.Reference),
 		ReferenceID: r.Reference.ID, ConversationType: string(r.ConversationType), RunID: r.RunID,
 	}
 }
@@ -160,7 +161,7 @@ func csvRecord(x ExportRow) []string {
 		x.Status.Label(), x.Reason, x.UserName, x.Email, x.AADObjectID, x.UserID,
 		x.TenantID, x.Scope, x.ConversationID, code, ts(x.ProbedAt),
 		ts(x.StatusSince), prev, x.Detail, x.TeamID, x.ServiceURL,
-		x.TenantName, x.Department, x.JobTitle, x.UPN, x.Account, x.Installed, x.GraphAnswer,
+		x.TenantName, x.Department, x.JobTitle, x.UPN, x.Account, x.Installed, x.GraphAnswer, x.Source,
 		strconv.FormatInt(x.ReferenceID, 10), x.ConversationType,
 	}
 	for i, s := range rec {

@@ -20,7 +20,7 @@ func TestExportFollowsListSheets(t *testing.T) {
 	row := blockreport.Row{
 		Reference: blockreport.Reference{ID: 7, TenantID: "t-1", UserID: "29:u", AADObjectID: "aad", UserName: "Ann",
 			Email: "ann@example.com", ConversationID: "a:c", ConversationType: blockreport.ConversationChannel,
-			TeamID: "19:team", ServiceURL: "https://smba.trafficmanager.net/amer/"},
+			TeamID: "19:team", ServiceURL: "https://smba.trafficmanager.net/amer/", Source: "refs.jsonl", SourceKey: "line 1"},
 		Result:         blockreport.Result{RunID: 3, Status: blockreport.StatusReachable, Reason: "HTTP 201", HTTPStatus: 201, Detail: "d", ProbedAt: at},
 		PreviousStatus: blockreport.StatusBlocked, StatusSince: at,
 	}
@@ -73,5 +73,17 @@ func TestExporterFormats(t *testing.T) {
 	}
 	if _, err := NewExporter(&b, "xml"); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for _, c := range []struct{ src, key, want string }{
+		{"refs.jsonl", "line 1", "refs.jsonl line 1"},
+		{"azblob://c", "name", "azblob://c/name"},
+		{"", "", ""},
+	} {
+		if got := SourceOf(blockreport.Reference{Source: c.src, SourceKey: c.key}); got != c.want {
+			t.Errorf("SourceOf(%q, %q) = %q, want %q", c.src, c.key, got, c.want)
+		}
 	}
 }

@@ -90,6 +90,24 @@ var listColumns = []listColumn{
 	sharedCol("Account", 16, func(r *blockreport.Row) string { return r.Account }),
 	sharedCol("Installed (Graph)", 11, func(r *blockreport.Row) string { return installedLabel(*r) }),
 	textCol("Graph answer", 30, func(r *blockreport.Row) string { return graphAnswer(*r) }),
+	// Where the reference was last imported from, to trace a row back.
+	textCol("Source", 36, func(r *blockreport.Row) string { return SourceOf(r.Reference) }),
+}
+
+// SourceOf is where a reference was last imported from, as one string:
+// "refs.jsonl line 1", "azblob://container/name", "aztable://T PK/RK";
+// "" when the store does not know.
+func SourceOf(ref blockreport.Reference) string {
+	switch {
+	case ref.Source == "":
+		return ref.SourceKey
+	case ref.SourceKey == "":
+		return ref.Source
+	case strings.HasPrefix(ref.Source, "azblob://"):
+		return strings.TrimSuffix(ref.Source, "/") + "/" + ref.SourceKey
+	default:
+		return ref.Source + " " + ref.SourceKey
+	}
 }
 
 func previousLabel(s blockreport.Status) string {

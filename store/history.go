@@ -32,7 +32,7 @@ func (db *DB) History(ctx context.Context, user string) ([]HistoryEntry, error) 
 	}
 	err := db.x.SelectContext(ctx, &rows, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
-		r.opted_out, r.first_seen, r.last_seen,
+		r.opted_out, r.first_seen, r.last_seen, r.source, r.source_key,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
 		p.previous_status, p.status_since, u.started_at AS run_started_at, u.state AS run_state
 		FROM probe_results p

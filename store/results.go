@@ -314,7 +314,7 @@ func (db *DB) Rows(ctx context.Context, runID int64, fn func(blockreport.Row) er
 func (db *DB) rowsOf(ctx context.Context, conn *sqlx.Conn, runID int64, fn func(blockreport.Row) error, from string, args ...any) error {
 	rows, err := conn.QueryxContext(ctx, db.rebind(`SELECT r.id, r.tenant_id, r.user_id, r.aad_object_id, r.user_name,
 		r.email, r.conversation_id, r.conversation_type, r.team_id, r.service_url, r.bot_id, r.channel_id, r.locale,
-		r.opted_out, r.first_seen, r.last_seen,
+		r.opted_out, r.first_seen, r.last_seen, r.source, r.source_key,
 		p.run_id, p.status, p.reason, p.http_status, p.detail, p.attempts, p.latency_ms, p.probed_at,
 		p.previous_status, p.status_since, `+graphCols+`
 		`+from+`

@@ -39,6 +39,7 @@ type historyEntry struct {
 	UserName       string               `json:"userName"`
 	Email          string               `json:"email"`
 	ReferenceID    int64                `json:"referenceId"`
+	Source         string               `json:"source,omitempty"` // where the reference was last imported from, e.g. "refs.jsonl line 1"
 }
 
 // runHistory prints one user's status in every run, oldest first.
@@ -95,6 +96,7 @@ func historyJSON(e store.HistoryEntry) historyEntry {
 		HTTPStatus: e.HTTPStatus, PreviousStatus: e.PreviousStatus, ConversationID: e.ConversationID,
 		Scope: string(e.ConversationType), TenantID: e.TenantID, UserID: e.UserID, AADObjectID: e.AADObjectID,
 		UserName: e.UserName, Email: e.Email, ReferenceID: e.Reference.ID,
+		Source: report.SourceOf(e.Reference),
 	}
 	if !e.ProbedAt.IsZero() {
 		t := e.ProbedAt.UTC()

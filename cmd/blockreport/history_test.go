@@ -34,6 +34,9 @@ func TestHistoryCommand(t *testing.T) {
 					if e["run"] != want.run || e["startedAt"] != want.start || e["status"] != want.status || e["conversationId"] != "a:conv-3" {
 						t.Errorf("history %s entry %d = %v, want run %v %s %s", user, i, e, want.run, want.start, want.status)
 					}
+					if e["source"] != "refs.jsonl line 4" {
+						t.Errorf("entry %d source %v, want refs.jsonl line 4", i, e["source"])
+					}
 					if _, ok := e["reason"]; !ok {
 						t.Errorf("entry %d has no reason: %v", i, e)
 					}

@@ -366,7 +366,7 @@ func TestRunsDeleteAndPrune(t *testing.T) {
 		t.Errorf("delete of the running run %d: exit %d, %q; want 1", run.ID, code, stderr)
 	}
 	stdout, _, code = runCmd(t, "prune", "--db", u, "--keep", "1", "--dry-run")
-	if code != 0 || !strings.Contains(stdout, "would delete 2 runs (1, 3)") {
+	if code != 0 || !strings.Contains(stdout, "would delete 2 runs (1, 3)") || !strings.Contains(stdout, "would keep the 1 newest finished run\n") {
 		t.Errorf("prune --dry-run: exit %d, %q", code, stdout)
 	}
 	stdout, _, code = runCmd(t, "prune", "--db", u, "--keep", "1")

@@ -50,11 +50,20 @@ func runPrune(ctx context.Context, args []string, getenv func(string) string, st
 	for i, r := range deleted {
 		ids[len(deleted)-1-i] = strconv.FormatInt(r.ID, 10) // oldest first
 	}
-	verb := "deleted"
+	verb, kept := "deleted", "kept"
 	if cfg.DryRun {
-		verb = "would delete"
+		verb, kept = "would delete", "would keep"
 	}
-	_, err = fmt.Fprintf(stdout, "%s %d runs (%s) and their %d results; kept the %d newest finished runs\n",
-		verb, len(deleted), strings.Join(ids, ", "), results, cfg.Keep)
+	_, err = fmt.Fprintf(stdout, "%s %s (%s) and their %s; %s the %s\n",
+		verb, plural(len(deleted), "run", "runs"), strings.Join(ids, ", "), plural(results, "result", "results"),
+		kept, plural(cfg.Keep, "newest finished run", "newest finished runs"))
 	return err
+}
+
+// plural is "1 run" or "2 runs".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

@@ -50,6 +50,7 @@ func seed(t *testing.T, url string) {
 			TenantID: "tenant-1", UserID: fmt.Sprintf("29:user-%d", i), AADObjectID: fmt.Sprintf("aad-%d", i),
 			UserName: n, Email: fmt.Sprintf("u%d@example.com", i), ConversationID: fmt.Sprintf("a:conv-%d", i),
 			ConversationType: blockreport.ConversationPersonal, ServiceURL: "https://smba.trafficmanager.net/amer/",
+			Source: "refs.jsonl", SourceKey: fmt.Sprintf("line %d", i+1),
 		})
 	}
 	if _, err := db.UpsertReferences(ctx, refs, run1Start.Add(-time.Hour)); err != nil {
