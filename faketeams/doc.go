@@ -27,15 +27,15 @@
 // (FederatedToken), and records the tenant and audience of every token
 // (TokenInfo): the connector routes accept only ConnectorAudience.
 //
-// Error bodies follow ../shared/docs/teams-api.md §2: the standard envelope
+// Error bodies follow the shapes the Bot Connector answers: the standard envelope
 // {"error":{"code":...,"message":...}}, the Teams messaging shape
 // {"errorCode":209,"message":"<JSON with subCode MessageWritesBlocked>"}
 // with \r\n or \n inside, and a 403 with an empty body.
 //
 // # Modelling choices
 //
-// Each choice is marked [documented] (Microsoft's documentation says so;
-// ../shared/docs/teams-api.md has the sources), [field] (field reports
+// Each choice is marked [documented] (Microsoft's Bot Connector and Teams
+// documentation says so), [field] (field reports
 // only) or [assumed] (nothing public says; chosen to be plausible and
 // listed so that a reader can disagree).
 //
@@ -65,7 +65,7 @@
 //     modelled: one bot is simulated.
 //
 // Answers:
-//   - [documented] The error bodies of teams-api.md §2 (see above) and
+//   - [documented] The error bodies above and
 //     413 MessageSizeTooBig for an activity over 100 KB as UTF-16
 //     ("format your bot messages"; older versions said 40 KB).
 //   - [documented] A message write to a blocked conversation answers 403

@@ -21,8 +21,8 @@ import (
 // as the connector: the app catalog, a user's installed apps (filtered to
 // one app) and the installation's chat, users (paged, $filter on
 // accountEnabled and on id in (...)), directoryObjects/getByIds,
-// organization and JSON $batch. Wire formats follow
-// ../shared/docs/graph-api.md §2-§9. The tenant of every request is the
+// organization and JSON $batch. Wire formats follow Microsoft Graph v1.0's
+// reference for those calls and its batching and throttling pages. The tenant of every request is the
 // tenant of its bearer token (tokens are per customer tenant), so a token
 // of one tenant sees nothing of another.
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The simulated managed-identity endpoints (../shared/docs/auth.md §3.5):
+// The simulated managed-identity endpoints:
 // App Service / Functions (IDENTITY_ENDPOINT + IDENTITY_HEADER) and the
 // instance metadata service (IMDS, reached through a test transport).
 const (

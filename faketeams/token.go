@@ -23,8 +23,8 @@ import (
 // The simulated Microsoft Entra token service: client credentials with a
 // secret, a certificate (client assertion) or a federated token (workload
 // identity), per tenant and scope, plus the OpenID configuration and
-// instance discovery documents MSAL reads first. Wire formats follow
-// ../shared/docs/auth.md §3 and §8.
+// instance discovery documents MSAL reads first. Wire formats follow the
+// Microsoft identity platform's token endpoint and client-assertion pages.
 
 // Routes of the token service in Stats.
 const (

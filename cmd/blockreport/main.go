@@ -78,7 +78,7 @@ type command struct {
 // commands is the table of subcommands; each lives in a file of its own.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
-	"import":  {"import conversation references from files", runImport},
+	"import":  {"import conversation references from files, Azure blobs (azblob://) or an Azure table (aztable://)", runImport},
 	"migrate": {"apply the store's schema migrations", runMigrate},
 	"report":  {"write the Excel workbook and HTML report of a run", runReport},
 	"probe":   {"probe every stored conversation and record a run", runProbe},
